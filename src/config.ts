@@ -1,0 +1,156 @@
+/**
+ * Configuration: defaults < config file (--config / KINDRED_CONFIG, JSON) < environment
+ * (KINDRED_*) < command-line flags. docs and README list every key.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+export interface KindredConfig {
+  dataDir: string;
+  host: string;
+  httpPort: number;
+  tcpPort: number;
+  domain: string;
+  nodeId: string;
+  /** hex secret for signing access tokens; generated into the data dir when empty */
+  tokenSecret: string;
+  tokenTtlSeconds: number;
+  logLevel: string;
+  tls: { certFile: string; keyFile: string } | null;
+  shards: number;
+  actors: { mailboxLimit: number; idleMs: number; askTimeoutMs: number };
+  limits: {
+    maxFrameBytes: number;
+    maxHttpBodyBytes: number;
+    maxMessageChars: number;
+    /** bytes queued for a slow reader before it is disconnected */
+    maxSendBufferBytes: number;
+    heartbeatSeconds: number;
+    likesPerMinute: number;
+    likesBurst: number;
+    messagesPerSecond: number;
+    messagesBurst: number;
+  };
+  images: {
+    maxBytes: number;
+    maxWidth: number;
+    maxHeight: number;
+    minWidth: number;
+    minHeight: number;
+    maxPerProfile: number;
+  };
+}
+
+export const defaults: KindredConfig = {
+  dataDir: './.data',
+  host: '127.0.0.1',
+  httpPort: 8080,
+  tcpPort: 7070,
+  domain: 'localhost',
+  nodeId: 'node-1',
+  tokenSecret: '',
+  tokenTtlSeconds: 7 * 24 * 3600,
+  logLevel: 'info',
+  tls: null,
+  shards: 256,
+  actors: { mailboxLimit: 1024, idleMs: 120_000, askTimeoutMs: 10_000 },
+  limits: {
+    maxFrameBytes: 64 * 1024,
+    maxHttpBodyBytes: 64 * 1024,
+    maxMessageChars: 4000,
+    maxSendBufferBytes: 1024 * 1024,
+    heartbeatSeconds: 30,
+    likesPerMinute: 120,
+    likesBurst: 60,
+    messagesPerSecond: 10,
+    messagesBurst: 50,
+  },
+  images: {
+    maxBytes: 5 * 1024 * 1024,
+    maxWidth: 4096,
+    maxHeight: 4096,
+    minWidth: 64,
+    minHeight: 64,
+    maxPerProfile: 5,
+  },
+};
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep-merges `patch` into `base`, keeping the base's types: unknown keys are an error. */
+function merge<T>(base: T, patch: unknown, path: string): T {
+  if (!isObject(patch)) return base;
+  const out: Json = { ...(base as Json) };
+  for (const [key, value] of Object.entries(patch)) {
+    if (!(key in out)) throw new Error(`unknown config key "${path}${key}"`);
+    const current = out[key];
+    if (isObject(current) && isObject(value)) out[key] = merge(current, value, `${path}${key}.`);
+    else out[key] = value;
+  }
+  return out as T;
+}
+
+/** Flags and env vars for the documented top-level settings. */
+const FLAGS: Record<string, { key: keyof KindredConfig | 'tls.certFile' | 'tls.keyFile'; env: string; num?: boolean }> = {
+  '--data-dir': { key: 'dataDir', env: 'KINDRED_DATA_DIR' },
+  '--host': { key: 'host', env: 'KINDRED_HOST' },
+  '--http-port': { key: 'httpPort', env: 'KINDRED_HTTP_PORT', num: true },
+  '--tcp-port': { key: 'tcpPort', env: 'KINDRED_TCP_PORT', num: true },
+  '--domain': { key: 'domain', env: 'KINDRED_DOMAIN' },
+  '--node-id': { key: 'nodeId', env: 'KINDRED_NODE_ID' },
+  '--log-level': { key: 'logLevel', env: 'KINDRED_LOG_LEVEL' },
+  '--token-secret': { key: 'tokenSecret', env: 'KINDRED_TOKEN_SECRET' },
+  '--tls-cert': { key: 'tls.certFile', env: 'KINDRED_TLS_CERT' },
+  '--tls-key': { key: 'tls.keyFile', env: 'KINDRED_TLS_KEY' },
+};
+
+function setValue(target: Json, key: string, raw: string, num: boolean | undefined): void {
+  const value: unknown = num ? Number(raw) : raw;
+  if (num && !Number.isInteger(value)) throw new Error(`${key} must be an integer, got "${raw}"`);
+  if (key.startsWith('tls.')) {
+    const tls = (isObject(target.tls) ? target.tls : {}) as Json;
+    tls[key.slice(4)] = value;
+    target.tls = tls;
+  } else target[key] = value;
+}
+
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): KindredConfig {
+  const fromEnv: Json = {};
+  const fromFlags: Json = {};
+  let configFile = env.KINDRED_CONFIG;
+  for (const spec of Object.values(FLAGS)) {
+    const raw = env[spec.env];
+    if (raw !== undefined && raw !== '') setValue(fromEnv, spec.key, raw, spec.num);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const [name, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const value = inline ?? argv[i + 1];
+    if (name === '--config') {
+      configFile = value;
+      if (inline === undefined) i++;
+      continue;
+    }
+    const spec = FLAGS[name];
+    if (!spec) throw new Error(`unknown option ${name}`);
+    if (value === undefined) throw new Error(`option ${name} needs a value`);
+    setValue(fromFlags, spec.key, value, spec.num);
+    if (inline === undefined) i++;
+  }
+  let config = defaults;
+  if (configFile) config = merge(config, JSON.parse(readFileSync(resolve(configFile), 'utf8')), '');
+  config = merge(config, fromEnv, '');
+  config = merge(config, fromFlags, '');
+  if (config.tls && (!config.tls.certFile || !config.tls.keyFile)) throw new Error('TLS needs both --tls-cert and --tls-key');
+  return { ...config, dataDir: resolve(config.dataDir) };
+}
+
+/** A config for tests and embedding: defaults with overrides, no env or argv. */
+export function makeConfig(overrides: unknown = {}): KindredConfig {
+  const config = merge(defaults, overrides, '');
+  return { ...config, dataDir: resolve(config.dataDir) };
+}
