@@ -15,6 +15,8 @@ export interface KindredConfig {
   /** hex secret for signing access tokens; generated into the data dir when empty */
   tokenSecret: string;
   tokenTtlSeconds: number;
+  /** password hashing cost: scrypt N and SCRAM PBKDF2 iterations (RFC 7677 asks for >= 4096) */
+  auth: { scryptN: number; scramIterations: number; registration: boolean };
   logLevel: string;
   tls: { certFile: string; keyFile: string } | null;
   shards: number;
@@ -50,6 +52,7 @@ export const defaults: KindredConfig = {
   nodeId: 'node-1',
   tokenSecret: '',
   tokenTtlSeconds: 7 * 24 * 3600,
+  auth: { scryptN: 16384, scramIterations: 4096, registration: true },
   logLevel: 'info',
   tls: null,
   shards: 256,

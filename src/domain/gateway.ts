@@ -28,8 +28,12 @@ export interface CommandGateway {
   authenticate<C extends PublicCommand>(cmd: C): Promise<{ principal: Principal; result: CommandResults[C['op']] }>;
   /** Edge check of a bearer token: signature, expiry, revocation. Synchronous and local. Throws KindredError. */
   verifyToken(token: string): Principal;
-  /** Runs a user command. Throws KindredError (see src/errors.ts) on any refusal. */
-  execute<C extends UserCommand>(principal: Principal, cmd: C): Promise<CommandResults[C['op']]>;
+  /**
+   * Runs a user command. Throws KindredError (see src/errors.ts) on any refusal.
+   * `connId` names the live connection it came from, if any (so e.g. a sent message
+   * is echoed to the user's other sessions but not back to this one).
+   */
+  execute<C extends UserCommand>(principal: Principal, cmd: C, connId?: string): Promise<CommandResults[C['op']]>;
   /** Registers a live connection with the user's actor; pending messages are pushed to `sink`. */
   openSession(principal: Principal, session: SessionInfo, sink: EventSink): Promise<void>;
   closeSession(principal: Principal, connId: string): void;

@@ -1,0 +1,187 @@
+/**
+ * Virtual actors, Orleans-style: an actor exists conceptually forever, is activated
+ * on the first message for its id, processes one message at a time from a bounded
+ * mailbox, and is passivated when idle. Actors are addressed only through the bus
+ * (subject per shard), so the sender never knows whether the actor is on this
+ * node, another node, or (later) another worker thread.
+ *
+ * At most one live copy: only the owner of a shard subscribes to its subject, and
+ * an owner that loses a shard passivates its actors before the new owner is told
+ * (the cluster's lease/fencing lives with the shard assignment, not here).
+ */
+import type { Bus, Subscription } from './bus.js';
+import type { ShardMap } from './shards.js';
+import type { Clock } from './clock.js';
+import { Mailbox } from './mailbox.js';
+import { KindredError } from '../errors.js';
+
+export interface Actor<M, R> {
+  /** Loads state (from storage) before the first message. */
+  activate(): Promise<void>;
+  receive(msg: M): Promise<R> | R;
+  /** Whether the actor may be passivated now, e.g. false while it holds live sessions. */
+  canPassivate(): boolean;
+  /** Flushes anything it keeps before being dropped from memory. */
+  passivate(): Promise<void>;
+}
+
+interface Envelope<M> {
+  id: string;
+  msg: M;
+  /** 1 = only deliver if the actor is already active (do not activate it for this) */
+  ifActive?: 1;
+}
+
+interface Cell<M, R> {
+  actor: Actor<M, R>;
+  mailbox: Mailbox<M, R>;
+  ready: Promise<void>;
+  lastUsed: number;
+}
+
+export interface ActorSystemOptions<M, R> {
+  /** the kind of actor, part of its subjects: `kindred.actor.<kind>.<shard>` */
+  kind: string;
+  bus: Bus;
+  shards: ShardMap;
+  /** who this system hosts shards for */
+  owner: string;
+  create: (id: string) => Actor<M, R>;
+  mailboxLimit: number;
+  idleMs: number;
+  askTimeoutMs: number;
+  clock: Clock;
+}
+
+export class ActorSystem<M, R> {
+  private readonly cells = new Map<string, Cell<M, R>>();
+  private readonly subscriptions = new Map<number, Subscription>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private unlisten: (() => void) | undefined;
+  private stopping = false;
+
+  constructor(private readonly opts: ActorSystemOptions<M, R>) {}
+
+  subject(shard: number): string {
+    return `kindred.actor.${this.opts.kind}.${shard}`;
+  }
+
+  /** Subscribes to every shard this owner holds, and follows later reassignments. */
+  start(): void {
+    for (const shard of this.opts.shards.shardsOwnedBy(this.opts.owner)) this.host(shard);
+    this.unlisten = this.opts.shards.onChange((shard, previous, next) => {
+      if (next === this.opts.owner) this.host(shard);
+      else if (previous === this.opts.owner) void this.release(shard);
+    });
+    const every = Math.max(1000, Math.floor(this.opts.idleMs / 2));
+    this.sweepTimer = setInterval(() => void this.sweep(), every);
+    this.sweepTimer.unref();
+  }
+
+  /** Request/reply to the actor `id`, wherever it lives. */
+  ask(id: string, msg: M): Promise<R> {
+    const envelope: Envelope<M> = { id, msg };
+    return this.opts.bus.request(this.subject(this.opts.shards.shardOf(id)), envelope, this.opts.askTimeoutMs) as Promise<R>;
+  }
+
+  /** Fire-and-forget to the actor `id`, activating it if needed. */
+  tell(id: string, msg: M): void {
+    const envelope: Envelope<M> = { id, msg };
+    this.opts.bus.publish(this.subject(this.opts.shards.shardOf(id)), envelope);
+  }
+
+  /** Fire-and-forget that is dropped unless the actor is already active (presence, typing to offline users). */
+  tellIfActive(id: string, msg: M): void {
+    const envelope: Envelope<M> = { id, msg, ifActive: 1 };
+    this.opts.bus.publish(this.subject(this.opts.shards.shardOf(id)), envelope);
+  }
+
+  get activeCount(): number {
+    return this.cells.size;
+  }
+
+  get mailboxDepth(): number {
+    let depth = 0;
+    for (const cell of this.cells.values()) depth += cell.mailbox.depth;
+    return depth;
+  }
+
+  isActive(id: string): boolean {
+    return this.cells.has(id);
+  }
+
+  /** Stops accepting messages, lets mailboxes drain, passivates every actor. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.sweepTimer);
+    this.unlisten?.();
+    for (const sub of this.subscriptions.values()) sub.unsubscribe();
+    this.subscriptions.clear();
+    await this.passivateWhere(() => true, true);
+  }
+
+  private host(shard: number): void {
+    if (this.subscriptions.has(shard) || this.stopping) return;
+    const sub = this.opts.bus.subscribe(this.subject(shard), (payload) => this.deliver(payload as Envelope<M>));
+    this.subscriptions.set(shard, sub);
+  }
+
+  private async release(shard: number): Promise<void> {
+    this.subscriptions.get(shard)?.unsubscribe();
+    this.subscriptions.delete(shard);
+    await this.passivateWhere((id) => this.opts.shards.shardOf(id) === shard, true);
+  }
+
+  private deliver(envelope: Envelope<M>): Promise<R> | undefined {
+    if (typeof envelope?.id !== 'string') return Promise.reject(new KindredError('BAD_REQUEST', 'actor envelope without id'));
+    let cell = this.cells.get(envelope.id);
+    if (!cell) {
+      if (envelope.ifActive) return undefined;
+      if (this.stopping) return Promise.reject(new KindredError('UNAVAILABLE', 'node is shutting down'));
+      cell = this.activate(envelope.id);
+    }
+    cell.lastUsed = this.opts.clock.now();
+    const target = cell;
+    return target.ready.then(() => target.mailbox.post(envelope.msg));
+  }
+
+  private activate(id: string): Cell<M, R> {
+    const actor = this.opts.create(id);
+    const cell: Cell<M, R> = {
+      actor,
+      mailbox: new Mailbox<M, R>(this.opts.mailboxLimit, (m) => actor.receive(m)),
+      ready: actor.activate(),
+      lastUsed: this.opts.clock.now(),
+    };
+    this.cells.set(id, cell);
+    // A failed activation must not leave a broken actor behind: the next message retries.
+    cell.ready.catch(() => {
+      if (this.cells.get(id) === cell) this.cells.delete(id);
+    });
+    return cell;
+  }
+
+  private async sweep(): Promise<void> {
+    const cutoff = this.opts.clock.now() - this.opts.idleMs;
+    await this.passivateWhere((_, cell) => cell.lastUsed < cutoff && cell.mailbox.idle && cell.actor.canPassivate(), false);
+  }
+
+  /** Exposed for tests with a manual clock. */
+  runPassivationSweep(): Promise<void> {
+    return this.sweep();
+  }
+
+  private async passivateWhere(pick: (id: string, cell: Cell<M, R>) => boolean, waitForMailbox: boolean): Promise<void> {
+    const chosen = [...this.cells].filter(([id, cell]) => pick(id, cell));
+    await Promise.all(
+      chosen.map(async ([id, cell]) => {
+        if (waitForMailbox) {
+          await cell.ready.catch(() => undefined);
+          while (!cell.mailbox.idle) await new Promise((r) => setTimeout(r, 5));
+        } else if (!cell.mailbox.idle) return;
+        this.cells.delete(id);
+        await cell.actor.passivate().catch(() => undefined);
+      }),
+    );
+  }
+}

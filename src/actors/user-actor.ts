@@ -1,0 +1,380 @@
+/**
+ * The per-user actor: one per user, wherever its shard lives. It owns what must be
+ * serialised per user: live sessions (connection_id → device, transport, node),
+ * presence, the set of matches that authorises messaging, rate limits, and the
+ * order of the user's outgoing messages.
+ *
+ * Actors never `ask` each other (two actors asking each other would deadlock);
+ * they `tell`. Anything that needs several actors' answers is gathered outside,
+ * in the domain service.
+ */
+import type { Actor, ActorSystem } from './system.js';
+import type { Bus } from './bus.js';
+import type { Clock } from './clock.js';
+import type { KindredConfig } from '../config.js';
+import type { ChatMessage, Storage, SwipeKind } from '../storage/types.js';
+import type { KindredEvent, MessageView, UserCommand } from '../domain/commands.js';
+import type { ProfileViews } from '../domain/profiles.js';
+import type { Transport } from '../domain/gateway.js';
+import { KindredError } from '../errors.js';
+import { monthBucket, newId } from '../ids.js';
+import { TokenBucket } from '../domain/rate-limit.js';
+
+export interface SessionRecord {
+  connId: string;
+  nodeId: string;
+  transport: Transport;
+  device: string;
+}
+
+/** The commands a user's own actor runs (the rest are served without it). */
+export type ActorCommand = Extract<UserCommand, { op: 'swipe' | 'message.send' | 'receipt' | 'typing' | 'unmatch' | 'block' }>;
+
+export type UserMsg =
+  | { k: 'cmd'; connId?: string; cmd: ActorCommand }
+  | { k: 'attach'; session: SessionRecord }
+  | { k: 'detach'; connId: string }
+  | { k: 'matched'; matchId: string; peerId: string; firstBucket: number; superlike: boolean; at: number }
+  | { k: 'ended'; matchId: string; peerId: string; blocked: boolean }
+  | { k: 'deliver'; message: MessageView }
+  | { k: 'receipt'; from: string; messageId: string; kind: 'delivered' | 'read' }
+  | { k: 'typing'; from: string; state: 'composing' | 'paused' }
+  | { k: 'presence'; userId: string; online: boolean; lastActiveAt: number | null }
+  | { k: 'superliked'; fromId: string }
+  | { k: 'presence.query' }
+  | { k: 'peers'; userIds: string[] }
+  | { k: 'settings.changed' };
+
+export interface SessionDelivery {
+  connIds: string[];
+  event: KindredEvent;
+}
+
+export function nodeDeliverySubject(nodeId: string): string {
+  return `kindred.node.${nodeId}.deliver`;
+}
+
+export interface UserActorDeps {
+  storage: Storage;
+  views: ProfileViews;
+  clock: Clock;
+  config: KindredConfig;
+  bus: Bus;
+  /** the system this actor lives in, to tell other users' actors */
+  users: () => ActorSystem<UserMsg, unknown>;
+  onMessagePersisted?: (msg: ChatMessage) => void;
+}
+
+interface MatchState {
+  matchId: string;
+  firstBucket: number;
+  active: boolean;
+}
+
+const CLIENT_ID_MEMORY = 256;
+
+export class UserActor implements Actor<UserMsg, unknown> {
+  private readonly sessions = new Map<string, SessionRecord>();
+  private readonly matches = new Map<string, MatchState>();
+  private blocked = new Set<string>();
+  private showPresence = true;
+  private lastActiveAt = 0;
+  private readonly likes: TokenBucket;
+  private readonly messages: TokenBucket;
+  private readonly recentClientIds = new Map<string, { messageId: string; sentAt: number }>();
+
+  constructor(
+    readonly userId: string,
+    private readonly deps: UserActorDeps,
+  ) {
+    const { limits } = deps.config;
+    const now = deps.clock.now();
+    this.likes = new TokenBucket(limits.likesPerMinute / 60, limits.likesBurst, now);
+    this.messages = new TokenBucket(limits.messagesPerSecond, limits.messagesBurst, now);
+  }
+
+  async activate(): Promise<void> {
+    const { storage } = this.deps;
+    const [matches, blocked, profile] = await Promise.all([
+      storage.matches.listForUser(this.userId),
+      storage.blocks.blockedEitherWay(this.userId),
+      storage.profiles.get(this.userId),
+    ]);
+    for (const m of matches) {
+      const peerId = m.users[0] === this.userId ? m.users[1] : m.users[0];
+      this.matches.set(peerId, { matchId: m.matchId, firstBucket: m.firstBucket, active: m.endedAt === null });
+    }
+    this.blocked = blocked;
+    this.showPresence = profile?.showPresence ?? true;
+    this.lastActiveAt = profile?.lastActiveAt ?? 0;
+  }
+
+  canPassivate(): boolean {
+    return this.sessions.size === 0;
+  }
+
+  async passivate(): Promise<void> {
+    // Everything durable is written as it happens; nothing to flush.
+  }
+
+  receive(msg: UserMsg): Promise<unknown> | unknown {
+    switch (msg.k) {
+      case 'cmd':
+        return this.command(msg.cmd, msg.connId);
+      case 'attach':
+        return this.attach(msg.session);
+      case 'detach':
+        return this.detach(msg.connId);
+      case 'matched':
+        return this.onMatched(msg);
+      case 'ended':
+        return this.onEnded(msg.matchId, msg.peerId, msg.blocked);
+      case 'deliver':
+        this.push({ type: 'message', message: msg.message });
+        return undefined;
+      case 'receipt':
+        this.push({ type: 'receipt', from: msg.from, messageId: msg.messageId, kind: msg.kind });
+        return undefined;
+      case 'typing':
+        this.push({ type: 'typing', from: msg.from, state: msg.state });
+        return undefined;
+      case 'presence':
+        if (this.isMatchedWith(msg.userId)) this.push({ type: 'presence', userId: msg.userId, online: msg.online, lastActiveAt: msg.lastActiveAt });
+        return undefined;
+      case 'superliked':
+        return this.onSuperliked(msg.fromId);
+      case 'presence.query':
+        return {
+          online: this.showPresence && this.sessions.size > 0,
+          lastActiveAt: this.showPresence ? (this.sessions.size > 0 ? this.deps.clock.now() : this.lastActiveAt) : null,
+        };
+      case 'peers':
+        return msg.userIds.filter((id) => this.isMatchedWith(id));
+      case 'settings.changed':
+        return this.reloadSettings();
+    }
+  }
+
+  // ---- commands -------------------------------------------------------------
+
+  private command(cmd: ActorCommand, connId: string | undefined): Promise<unknown> {
+    switch (cmd.op) {
+      case 'swipe':
+        return this.swipe(cmd.targetId, cmd.kind);
+      case 'message.send':
+        return this.send(cmd.to, cmd.body, cmd.clientId, connId);
+      case 'receipt':
+        return this.receipt(cmd.to, cmd.messageId, cmd.kind);
+      case 'typing':
+        return this.typing(cmd.to, cmd.state);
+      case 'unmatch':
+        return this.endMatch(cmd.userId, false);
+      case 'block':
+        return this.block(cmd.userId);
+    }
+  }
+
+  private async swipe(targetId: string, kind: SwipeKind): Promise<{ matched: boolean; matchId?: string }> {
+    const { storage, clock } = this.deps;
+    if (targetId === this.userId) throw new KindredError('INVALID_ARGUMENT', 'targetId: you cannot swipe yourself');
+    if (this.blocked.has(targetId)) throw new KindredError('NOT_FOUND', 'no such user');
+    const now = clock.now();
+    if (kind !== 'pass' && !this.likes.take(now)) throw new KindredError('RATE_LIMITED', 'too many likes, try again later');
+    if (!(await storage.profiles.get(targetId))) throw new KindredError('NOT_FOUND', 'no such user');
+
+    const { first, existing } = await storage.swipes.record({ swiperId: this.userId, targetId, kind, at: now });
+    const effective = first ? kind : existing!.kind;
+    if (effective === 'pass') return { matched: false };
+    if (first && kind === 'superlike') this.deps.users().tell(targetId, { k: 'superliked', fromId: this.userId });
+
+    // Both sides record their like before looking for the other's, so of two
+    // simultaneous likes at least one sees the other; createIfAbsent makes the
+    // match exactly once and only its creator announces it.
+    const reverse = await storage.swipes.likeFrom(targetId, this.userId);
+    if (!reverse) return { matched: false };
+    const users = [this.userId, targetId].sort() as [string, string];
+    const { created, match } = await storage.matches.createIfAbsent({
+      matchId: newId(now),
+      users,
+      createdAt: now,
+      endedAt: null,
+      endedBy: null,
+      firstBucket: monthBucket(now),
+    });
+    if (created) {
+      const superlike = effective === 'superlike' || reverse.kind === 'superlike';
+      const base = { matchId: match.matchId, firstBucket: match.firstBucket, superlike, at: match.createdAt };
+      this.deps.users().tell(this.userId, { k: 'matched', peerId: targetId, ...base });
+      this.deps.users().tell(targetId, { k: 'matched', peerId: this.userId, ...base });
+    }
+    return { matched: match.endedAt === null, matchId: match.matchId };
+  }
+
+  private async send(to: string, body: string, clientId: string | undefined, connId: string | undefined): Promise<{ messageId: string; sentAt: number }> {
+    const { storage, clock, config } = this.deps;
+    if (typeof body !== 'string' || body.length === 0) throw new KindredError('INVALID_ARGUMENT', 'body: must be a non-empty string');
+    if (body.length > config.limits.maxMessageChars) throw new KindredError('PAYLOAD_TOO_LARGE', `body: at most ${config.limits.maxMessageChars} characters`);
+    if (clientId !== undefined) {
+      const seen = this.recentClientIds.get(clientId);
+      if (seen) return seen; // a retry of a message we already stored: same answer, no duplicate
+    }
+    const match = await this.activeMatch(to);
+    const now = clock.now();
+    if (!this.messages.take(now)) throw new KindredError('RATE_LIMITED', 'too many messages, slow down');
+    const message: ChatMessage = {
+      messageId: newId(now),
+      matchId: match.matchId,
+      senderId: this.userId,
+      recipientId: to,
+      body,
+      sentAt: now,
+      bucket: monthBucket(now),
+    };
+    await storage.messages.append(message); // durable (group commit) before we answer
+    this.deps.onMessagePersisted?.(message);
+    const view: MessageView = { messageId: message.messageId, matchId: message.matchId, from: this.userId, to, body, sentAt: now };
+    this.deps.users().tell(to, { k: 'deliver', message: view });
+    // The sender's other devices see what was sent from this one.
+    this.push({ type: 'message', message: view }, connId);
+    const reply = { messageId: message.messageId, sentAt: now };
+    if (clientId !== undefined) {
+      this.recentClientIds.set(clientId, reply);
+      if (this.recentClientIds.size > CLIENT_ID_MEMORY) this.recentClientIds.delete(this.recentClientIds.keys().next().value!);
+    }
+    return reply;
+  }
+
+  private async receipt(to: string, messageId: string, kind: 'delivered' | 'read'): Promise<{ ok: true }> {
+    const match = this.matches.get(to) ?? (await this.loadMatch(to));
+    if (!match) throw new KindredError('NOT_MATCHED');
+    const { messages } = this.deps.storage;
+    await messages.markDelivered(this.userId, [messageId]);
+    if (kind === 'read') await messages.setReadMarker(match.matchId, this.userId, messageId);
+    if (match.active) this.deps.users().tell(to, { k: 'receipt', from: this.userId, messageId, kind });
+    return { ok: true };
+  }
+
+  private async typing(to: string, state: 'composing' | 'paused'): Promise<{ ok: true }> {
+    await this.activeMatch(to);
+    this.deps.users().tellIfActive(to, { k: 'typing', from: this.userId, state });
+    return { ok: true };
+  }
+
+  private async endMatch(peerId: string, blocked: boolean): Promise<{ ok: true }> {
+    const match = this.matches.get(peerId) ?? (await this.loadMatch(peerId));
+    if (!match) {
+      if (blocked) return { ok: true };
+      throw new KindredError('NOT_MATCHED', 'you are not matched with this user');
+    }
+    if (match.active) {
+      await this.deps.storage.matches.end(match.matchId, this.userId, this.deps.clock.now());
+    }
+    this.deps.users().tell(peerId, { k: 'ended', matchId: match.matchId, peerId: this.userId, blocked });
+    this.onEnded(match.matchId, peerId, false);
+    return { ok: true };
+  }
+
+  private async block(userId: string): Promise<{ ok: true }> {
+    if (userId === this.userId) throw new KindredError('INVALID_ARGUMENT', 'userId: you cannot block yourself');
+    await this.deps.storage.blocks.block(this.userId, userId, this.deps.clock.now());
+    this.blocked.add(userId);
+    return this.endMatch(userId, true);
+  }
+
+  // ---- sessions and presence -------------------------------------------------
+
+  private async attach(session: SessionRecord): Promise<{ pending: number }> {
+    const wasOffline = this.sessions.size === 0;
+    this.sessions.set(session.connId, session);
+    if (wasOffline) this.announcePresence(true);
+    // Everything not yet acknowledged as delivered goes to the new session; clients
+    // de-duplicate by messageId, so a message racing this replay is harmless.
+    const pending = await this.deps.storage.messages.pendingFor(this.userId, 1000);
+    for (const m of pending) {
+      const view: MessageView = { messageId: m.messageId, matchId: m.matchId, from: m.senderId, to: m.recipientId, body: m.body, sentAt: m.sentAt };
+      this.pushTo([session], { type: 'message', message: view });
+    }
+    return { pending: pending.length };
+  }
+
+  private async detach(connId: string): Promise<void> {
+    if (!this.sessions.delete(connId) || this.sessions.size > 0) return;
+    this.lastActiveAt = this.deps.clock.now();
+    this.announcePresence(false);
+    await this.deps.storage.profiles.touchLastActive(this.userId, this.lastActiveAt);
+  }
+
+  private announcePresence(online: boolean): void {
+    if (!this.showPresence) return;
+    const lastActiveAt = this.deps.clock.now();
+    for (const [peerId, m] of this.matches) {
+      if (m.active) this.deps.users().tellIfActive(peerId, { k: 'presence', userId: this.userId, online, lastActiveAt });
+    }
+  }
+
+  private async reloadSettings(): Promise<void> {
+    const profile = await this.deps.storage.profiles.get(this.userId);
+    this.showPresence = profile?.showPresence ?? true;
+  }
+
+  // ---- events from other actors ---------------------------------------------
+
+  private async onMatched(msg: Extract<UserMsg, { k: 'matched' }>): Promise<void> {
+    this.matches.set(msg.peerId, { matchId: msg.matchId, firstBucket: msg.firstBucket, active: true });
+    const peer = await this.deps.views.publicView(msg.peerId, this.deps.clock.now());
+    if (peer) this.push({ type: 'match', matchId: msg.matchId, peer, at: msg.at, superlike: msg.superlike });
+  }
+
+  private onEnded(matchId: string, peerId: string, blockedByPeer: boolean): void {
+    const m = this.matches.get(peerId);
+    if (m) m.active = false;
+    if (blockedByPeer) this.blocked.add(peerId);
+    this.push({ type: 'unmatch', matchId, userId: peerId });
+  }
+
+  private async onSuperliked(fromId: string): Promise<void> {
+    if (this.blocked.has(fromId) || this.sessions.size === 0) return;
+    const from = await this.deps.views.publicView(fromId, this.deps.clock.now());
+    if (from) this.push({ type: 'superlike', from });
+  }
+
+  // ---- helpers ----------------------------------------------------------------
+
+  private isMatchedWith(userId: string): boolean {
+    return this.matches.get(userId)?.active === true;
+  }
+
+  /** The active match with `peerId`, consulting storage when a `matched` tell has not arrived yet. */
+  private async activeMatch(peerId: string): Promise<MatchState> {
+    const match = this.matches.get(peerId) ?? (await this.loadMatch(peerId));
+    if (!match?.active) throw new KindredError('NOT_MATCHED');
+    return match;
+  }
+
+  private async loadMatch(peerId: string): Promise<MatchState | undefined> {
+    if (typeof peerId !== 'string') return undefined;
+    const m = await this.deps.storage.matches.byPair(this.userId, peerId);
+    if (!m) return undefined;
+    const state = { matchId: m.matchId, firstBucket: m.firstBucket, active: m.endedAt === null };
+    this.matches.set(peerId, state);
+    return state;
+  }
+
+  private push(event: KindredEvent, exceptConnId?: string): void {
+    const targets = [...this.sessions.values()].filter((s) => s.connId !== exceptConnId);
+    if (targets.length) this.pushTo(targets, event);
+  }
+
+  private pushTo(sessions: SessionRecord[], event: KindredEvent): void {
+    const byNode = new Map<string, string[]>();
+    for (const s of sessions) {
+      const list = byNode.get(s.nodeId);
+      if (list) list.push(s.connId);
+      else byNode.set(s.nodeId, [s.connId]);
+    }
+    for (const [nodeId, connIds] of byNode) {
+      const delivery: SessionDelivery = { connIds, event };
+      this.deps.bus.publish(nodeDeliverySubject(nodeId), delivery);
+    }
+  }
+}

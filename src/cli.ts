@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/**
+ * `kindred start [options]`: runs one node in embedded mode. See README for options.
+ */
+import { loadConfig } from './config.js';
+import { createLogger } from './log.js';
+import { startNode } from './node.js';
+
+const USAGE = `usage: kindred start [--config FILE] [--data-dir DIR] [--host HOST] [--http-port N] [--tcp-port N]
+                     [--domain NAME] [--node-id ID] [--log-level LEVEL] [--tls-cert FILE --tls-key FILE]
+Environment: KINDRED_CONFIG, KINDRED_DATA_DIR, KINDRED_HOST, KINDRED_HTTP_PORT, KINDRED_TCP_PORT,
+             KINDRED_DOMAIN, KINDRED_NODE_ID, KINDRED_LOG_LEVEL, KINDRED_TOKEN_SECRET, KINDRED_TLS_CERT, KINDRED_TLS_KEY`;
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command !== 'start' || rest.includes('--help') || rest.includes('-h')) {
+    console.log(USAGE);
+    process.exit(command === 'start' || command === '--help' || command === undefined ? 0 : 2);
+  }
+  let config;
+  try {
+    config = loadConfig(rest);
+  } catch (err) {
+    console.error(`kindred: ${(err as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+  const log = createLogger(config.logLevel, { node: config.nodeId });
+  const node = await startNode(config, log);
+  const scheme = config.tls ? 'https' : 'http';
+  log.info({ dataDir: config.dataDir, http: node.httpPort, tcp: node.tcpPort }, 'kindred started');
+  console.log(`kindred ${config.nodeId} ready (embedded mode, data in ${config.dataDir})`);
+  console.log(`  HTTP + REST   ${scheme}://${config.host}:${node.httpPort}/v1   (OpenAPI at /openapi.json, health at /healthz, metrics at /metrics)`);
+  console.log(`  native WS     ${config.tls ? 'wss' : 'ws'}://${config.host}:${node.httpPort}/ws`);
+  console.log(`  native TCP    ${config.host}:${node.tcpPort}${config.tls ? ' (TLS)' : ''}`);
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'draining connections and flushing storage');
+    node.stop().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err) => {
+        log.error({ err }, 'unclean shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+process.on('unhandledRejection', (err) => {
+  console.error('kindred: unhandled rejection', err);
+});
+
+main(process.argv.slice(2)).catch((err) => {
+  console.error('kindred: failed to start:', err instanceof Error ? err.message : err);
+  process.exit(1);
+});

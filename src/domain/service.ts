@@ -1,0 +1,286 @@
+/**
+ * KindredService: the command layer every transport calls (CommandGateway).
+ * Commands that must be serialised per user (swipes, messages, receipts, typing,
+ * unmatch, block) go to the user's actor; reads and profile edits are served
+ * here directly from storage.
+ */
+import type { ActorSystem } from '../actors/system.js';
+import type { Bus } from '../actors/bus.js';
+import type { Clock } from '../actors/clock.js';
+import type { SessionHub } from '../actors/session-hub.js';
+import type { ActorCommand, UserMsg } from '../actors/user-actor.js';
+import type { KindredConfig } from '../config.js';
+import type { Storage } from '../storage/types.js';
+import type { CommandResults, PublicCommand, PublicProfile, UserCommand, MatchView, PresenceView } from './commands.js';
+import type { CommandGateway, EventSink, Principal, SessionInfo } from './gateway.js';
+import type { ImageService } from './images.js';
+import { KindredError } from '../errors.js';
+import { newId } from '../ids.js';
+import { TokenAuthority, checkCredentialsShape, hashPassword, scramVerifier, verifyPassword } from './auth.js';
+import { ProfileViews, ageOn, applyPatch, birthDateForAge, emptyProfile } from './profiles.js';
+import { parseUserCommand } from './validate.js';
+
+export const REVOKED_SUBJECT = 'kindred.auth.revoked';
+
+export interface ServiceDeps {
+  config: KindredConfig;
+  storage: Storage;
+  clock: Clock;
+  bus: Bus;
+  users: ActorSystem<UserMsg, unknown>;
+  hub: SessionHub;
+  tokens: TokenAuthority;
+  views: ProfileViews;
+  images: ImageService;
+  observe?: (op: string, seconds: number, ok: boolean) => void;
+}
+
+type Results = CommandResults;
+
+export class KindredService implements CommandGateway {
+  constructor(private readonly d: ServiceDeps) {}
+
+  /** Loads revocations and follows new ones announced by any node. */
+  async start(): Promise<void> {
+    for (const r of await this.d.storage.revocations.active(this.d.clock.now())) this.d.tokens.markRevoked(r.tokenId, r.expiresAt);
+    this.d.bus.subscribe(REVOKED_SUBJECT, (p) => {
+      const { tokenId, expiresAt } = p as { tokenId: string; expiresAt: number };
+      this.d.tokens.markRevoked(tokenId, expiresAt);
+    });
+  }
+
+  newConnId(): string {
+    return newId(this.d.clock.now());
+  }
+
+  verifyToken(token: string): Principal {
+    return this.d.tokens.verify(token);
+  }
+
+  async authenticate<C extends PublicCommand>(cmd: C): Promise<{ principal: Principal; result: Results[C['op']] }> {
+    const started = performance.now();
+    let ok = false;
+    try {
+      const out = await this.authenticateInner(cmd);
+      ok = true;
+      return out as { principal: Principal; result: Results[C['op']] };
+    } finally {
+      this.d.observe?.(String((cmd as { op?: unknown }).op), (performance.now() - started) / 1000, ok);
+    }
+  }
+
+  private async authenticateInner(cmd: PublicCommand): Promise<{ principal: Principal; result: unknown }> {
+    const { storage, config, clock, tokens } = this.d;
+    switch (cmd?.op) {
+      case 'register': {
+        if (!config.auth.registration) throw new KindredError('FORBIDDEN', 'registration is disabled');
+        const { username, password } = checkCredentialsShape(cmd.username, cmd.password);
+        const cost = config.auth;
+        const [passwordHash, scramSha1, scramSha256] = await Promise.all([
+          hashPassword(password, cost),
+          scramVerifier(password, 'sha1', cost.scramIterations),
+          scramVerifier(password, 'sha256', cost.scramIterations),
+        ]);
+        const now = clock.now();
+        const userId = newId(now);
+        await storage.accounts.create({ userId, username, passwordHash, scramSha1, scramSha256, createdAt: now });
+        await storage.profiles.put(emptyProfile(userId, username, now));
+        const t = tokens.issue(userId);
+        return { principal: { userId, tokenId: t.tokenId, expiresAt: t.expiresAt }, result: { userId, token: t.token, expiresAt: t.expiresAt } };
+      }
+      case 'login': {
+        if (typeof cmd.username !== 'string' || typeof cmd.password !== 'string') throw new KindredError('INVALID_ARGUMENT', 'username and password must be strings');
+        const account = await storage.accounts.byUsername(cmd.username.trim().toLowerCase());
+        if (!account || !(await verifyPassword(cmd.password.normalize('NFKC'), account.passwordHash))) throw new KindredError('BAD_CREDENTIALS');
+        const t = tokens.issue(account.userId);
+        return {
+          principal: { userId: account.userId, tokenId: t.tokenId, expiresAt: t.expiresAt },
+          result: { userId: account.userId, token: t.token, expiresAt: t.expiresAt },
+        };
+      }
+      case 'auth': {
+        const principal = tokens.verify(cmd.token);
+        return { principal, result: { userId: principal.userId, expiresAt: principal.expiresAt } };
+      }
+      default:
+        throw new KindredError('UNKNOWN_OPERATION');
+    }
+  }
+
+  async execute<C extends UserCommand>(principal: Principal, cmd: C, connId?: string): Promise<Results[C['op']]> {
+    const started = performance.now();
+    let ok = false;
+    const op = String((cmd as { op?: unknown })?.op);
+    try {
+      // The token is checked again here, not only at connect: a revoked or expired
+      // token stops working on long-lived connections too.
+      if (principal.expiresAt <= this.d.clock.now()) throw new KindredError('TOKEN_EXPIRED');
+      const parsed = parseUserCommand(cmd);
+      const result = (await this.run(principal, parsed, connId)) as Results[C['op']];
+      ok = true;
+      return result;
+    } finally {
+      this.d.observe?.(op, (performance.now() - started) / 1000, ok);
+    }
+  }
+
+  private run(p: Principal, cmd: UserCommand, connId: string | undefined): Promise<unknown> {
+    const me = p.userId;
+    switch (cmd.op) {
+      case 'swipe':
+      case 'message.send':
+      case 'receipt':
+      case 'typing':
+      case 'unmatch':
+      case 'block':
+        return this.d.users.ask(me, { k: 'cmd', cmd: cmd as ActorCommand, connId });
+      case 'ping':
+        return Promise.resolve({ now: this.d.clock.now() });
+      case 'logout':
+        return this.logout(p);
+      case 'profile.get':
+        return this.profile(me, cmd.userId);
+      case 'profile.update':
+        return this.updateProfile(me, cmd.patch);
+      case 'images.upload':
+        return this.d.images.upload(me, cmd.data, cmd.contentType).then((image) => ({ image }));
+      case 'images.list':
+        return this.d.images.list(cmd.userId ?? me).then((images) => ({ images }));
+      case 'images.remove':
+        return this.d.images.remove(me, cmd.imageId).then(() => ({ ok: true }));
+      case 'images.reorder':
+        return this.d.images.reorder(me, cmd.imageIds).then(() => ({ ok: true }));
+      case 'deck.get':
+        return this.deck(me, cmd.limit ?? 20);
+      case 'matches.list':
+        return this.matches(me);
+      case 'report':
+        return this.report(me, cmd.userId, cmd.reason, cmd.details ?? '');
+      case 'messages.history':
+        return this.history(me, cmd.with, cmd.before, cmd.limit ?? 50);
+      case 'presence.get':
+        return this.presence(me, cmd.userIds);
+    }
+  }
+
+  async openSession(principal: Principal, session: SessionInfo, sink: EventSink): Promise<void> {
+    this.d.hub.add(session.connId, principal.userId, sink);
+    try {
+      await this.d.users.ask(principal.userId, { k: 'attach', session: { ...session, nodeId: this.d.hub.nodeId } });
+    } catch (err) {
+      this.d.hub.remove(session.connId);
+      throw err;
+    }
+  }
+
+  closeSession(principal: Principal, connId: string): void {
+    if (this.d.hub.remove(connId)) this.d.users.tell(principal.userId, { k: 'detach', connId });
+  }
+
+  // ---- commands served without the actor --------------------------------------
+
+  private async logout(p: Principal): Promise<Results['logout']> {
+    await this.d.storage.revocations.revoke(p.tokenId, p.expiresAt);
+    this.d.tokens.markRevoked(p.tokenId, p.expiresAt);
+    this.d.bus.publish(REVOKED_SUBJECT, { tokenId: p.tokenId, expiresAt: p.expiresAt });
+    return { ok: true };
+  }
+
+  private async profile(me: string, userId: string | undefined): Promise<Results['profile.get']> {
+    const now = this.d.clock.now();
+    const target = userId ?? me;
+    const [profile, images] = await Promise.all([this.d.storage.profiles.get(target), this.d.images.list(target)]);
+    if (!profile) throw new KindredError('NOT_FOUND', 'no such user');
+    if (target !== me) {
+      const blocked = await this.d.storage.blocks.blockedEitherWay(me);
+      if (blocked.has(target)) throw new KindredError('NOT_FOUND', 'no such user');
+      const mine = await this.d.storage.profiles.get(me);
+      return { profile: this.d.views.toPublic(profile, images, now, mine?.location) };
+    }
+    const view = this.d.views.toPublic(profile, images, now);
+    return {
+      profile: { ...view, birthDate: profile.birthDate, preferences: profile.preferences, location: profile.location, showPresence: profile.showPresence },
+    };
+  }
+
+  private async updateProfile(me: string, patch: unknown): Promise<Results['profile.update']> {
+    const now = this.d.clock.now();
+    const current = await this.d.storage.profiles.get(me);
+    if (!current) throw new KindredError('NOT_FOUND', 'no profile');
+    const next = applyPatch(current, patch, now);
+    await this.d.storage.profiles.put(next);
+    if (next.showPresence !== current.showPresence) this.d.users.tellIfActive(me, { k: 'settings.changed' });
+    return { ok: true };
+  }
+
+  /** A simple filtered deck (the ranked recommender is a worker-pool job): nearest first. */
+  private async deck(me: string, limit: number): Promise<Results['deck.get']> {
+    const { storage, clock, views } = this.d;
+    const now = clock.now();
+    const mine = await storage.profiles.get(me);
+    if (!mine) throw new KindredError('NOT_FOUND', 'no profile');
+    if (!mine.location) throw new KindredError('INVALID_ARGUMENT', 'location: set your location to get a deck');
+    const prefs = mine.preferences;
+    const candidates = await storage.profiles.candidates({
+      userId: me,
+      near: mine.location,
+      radiusKm: prefs.maxDistanceKm,
+      genders: prefs.genders,
+      bornOnOrAfter: birthDateForAge(prefs.ageMax, now, true),
+      bornOnOrBefore: birthDateForAge(prefs.ageMin, now, false),
+      seekerGender: mine.gender,
+      seekerAge: ageOn(mine.birthDate, now),
+      limit: limit * 5 + 50,
+    });
+    const ids = candidates.map((c) => c.userId);
+    const [swiped, blocked] = await Promise.all([storage.swipes.swipedAmong(me, ids), storage.blocks.blockedEitherWay(me)]);
+    const chosen = candidates.filter((c) => !swiped.has(c.userId) && !blocked.has(c.userId)).slice(0, limit);
+    const images = await Promise.all(chosen.map((c) => storage.images.list(c.userId)));
+    return { cards: chosen.map((c, i) => views.toPublic(c, images[i]!, now, mine.location)) };
+  }
+
+  private async matches(me: string): Promise<Results['matches.list']> {
+    const { storage, clock, views } = this.d;
+    const now = clock.now();
+    const all = await storage.matches.listForUser(me);
+    const out: MatchView[] = [];
+    const peers = await Promise.all(all.map((m) => views.publicView(m.users[0] === me ? m.users[1] : m.users[0], now)));
+    all.forEach((m, i) => {
+      const peer = peers[i];
+      if (peer) out.push({ matchId: m.matchId, peer, createdAt: m.createdAt, ended: m.endedAt !== null });
+    });
+    return { matches: out };
+  }
+
+  private async report(me: string, userId: string, reason: string, details: string): Promise<Results['report']> {
+    if (userId === me) throw new KindredError('INVALID_ARGUMENT', 'userId: you cannot report yourself');
+    if (!(await this.d.storage.accounts.byId(userId))) throw new KindredError('NOT_FOUND', 'no such user');
+    const reportId = newId(this.d.clock.now());
+    await this.d.storage.reports.add({ reportId, reporterId: me, reportedId: userId, reason, details, createdAt: this.d.clock.now() });
+    return { reportId };
+  }
+
+  private async history(me: string, peer: string, before: string | undefined, limit: number): Promise<Results['messages.history']> {
+    const match = await this.d.storage.matches.byPair(me, peer);
+    if (!match) throw new KindredError('NOT_MATCHED');
+    const page = await this.d.storage.messages.page(match.matchId, match.firstBucket, { before, limit });
+    return {
+      messages: page.map((m) => ({ messageId: m.messageId, matchId: m.matchId, from: m.senderId, to: m.recipientId, body: m.body, sentAt: m.sentAt })),
+      next: page.length === limit ? page[page.length - 1]!.messageId : null,
+    };
+  }
+
+  private async presence(me: string, userIds: string[]): Promise<Results['presence.get']> {
+    // Only matches may see each other's presence: the user's actor knows who they are.
+    const allowed = (await this.d.users.ask(me, { k: 'peers', userIds })) as string[];
+    const presence: PresenceView[] = await Promise.all(
+      allowed.map(async (userId) => {
+        const p = (await this.d.users.ask(userId, { k: 'presence.query' })) as { online: boolean; lastActiveAt: number | null };
+        return { userId, ...p };
+      }),
+    );
+    return { presence };
+  }
+}
+
+export type { PublicProfile };

@@ -1,0 +1,205 @@
+/**
+ * One native-protocol connection, independent of its transport (WebSocket or TCP):
+ * authentication state, request dispatch into the command layer, replies, events,
+ * heartbeats and backpressure. The transport only moves frames (the `Wire`).
+ */
+import type { CommandGateway, Principal, Transport } from '../../domain/gateway.js';
+import type { KindredEvent, PublicCommand } from '../../domain/commands.js';
+import { KindredError, toKindredError } from '../../errors.js';
+import { decodeMessage } from './codec.js';
+
+export interface Wire {
+  /** queues one frame; returns the bytes now buffered for this connection */
+  send(frame: unknown): number;
+  /** closes the connection, telling the peer why */
+  close(reason: string): void;
+}
+
+export interface NativeLimits {
+  maxSendBufferBytes: number;
+  heartbeatSeconds: number;
+  /** requests a connection may have in flight before it is told to slow down */
+  maxInFlight: number;
+}
+
+const AUTH_OPS = new Set(['auth', 'login', 'register']);
+
+export interface NativeSessionHooks {
+  onClose?: (reason: string) => void;
+  onAuthenticated?: (userId: string) => void;
+}
+
+export class NativeSession {
+  private principal: Principal | undefined;
+  private authenticating = false;
+  private closed = false;
+  private inFlight = 0;
+  lastInbound: number;
+  lastOutbound: number;
+
+  constructor(
+    readonly connId: string,
+    private readonly transport: Transport,
+    private readonly gateway: CommandGateway,
+    private readonly wire: Wire,
+    private readonly limits: NativeLimits,
+    private readonly hooks: NativeSessionHooks = {},
+  ) {
+    this.lastInbound = this.lastOutbound = Date.now();
+  }
+
+  get userId(): string | undefined {
+    return this.principal?.userId;
+  }
+
+  /** One decoded-from-the-wire frame body. Never throws: bad input becomes an error frame. */
+  onFrame(bytes: Uint8Array): void {
+    if (this.closed) return;
+    this.lastInbound = Date.now();
+    let frame: unknown;
+    try {
+      frame = decodeMessage(bytes);
+    } catch (err) {
+      this.sendError(undefined, err);
+      return;
+    }
+    if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+      this.sendError(undefined, new KindredError('BAD_REQUEST', 'a frame must be a msgpack map'));
+      return;
+    }
+    const f = frame as Record<string, unknown>;
+    if ('pong' in f && !('op' in f)) return; // heartbeat answer
+    const id = f.id;
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
+      this.sendError(undefined, new KindredError('BAD_REQUEST', 'a request needs a non-negative integer "id"'));
+      return;
+    }
+    if (typeof f.op !== 'string') {
+      this.sendError(id, new KindredError('BAD_REQUEST', 'a request needs a string "op"'));
+      return;
+    }
+    const args = f.args ?? {};
+    if (typeof args !== 'object' || args === null || Array.isArray(args)) {
+      this.sendError(id, new KindredError('BAD_REQUEST', '"args" must be a map'));
+      return;
+    }
+    if (this.inFlight >= this.limits.maxInFlight) {
+      this.sendError(id, new KindredError('RATE_LIMITED', `at most ${this.limits.maxInFlight} requests in flight per connection`));
+      return;
+    }
+    this.inFlight++;
+    const command = { ...(args as Record<string, unknown>), op: f.op };
+    const work = AUTH_OPS.has(f.op) ? this.authenticate(command as PublicCommand) : this.execute(command);
+    work.then(
+      (result) => this.sendFrame({ id, result }),
+      (err) => this.sendError(id, err),
+    ).finally(() => this.inFlight--);
+  }
+
+  private async authenticate(cmd: PublicCommand): Promise<unknown> {
+    if (this.principal || this.authenticating) throw new KindredError('CONFLICT', 'this connection is already authenticated');
+    this.authenticating = true;
+    try {
+      const { principal, result } = await this.gateway.authenticate(cmd);
+      if (this.closed) return result;
+      this.principal = principal;
+      await this.gateway.openSession(principal, { connId: this.connId, transport: this.transport, device: 'native' }, (event) => this.pushEvent(event));
+      this.hooks.onAuthenticated?.(principal.userId);
+      return result;
+    } finally {
+      this.authenticating = false;
+    }
+  }
+
+  private execute(command: Record<string, unknown>): Promise<unknown> {
+    if (!this.principal) return Promise.reject(new KindredError('UNAUTHENTICATED', 'send auth, login or register first'));
+    return this.gateway.execute(this.principal, command as never, this.connId);
+  }
+
+  /** Event sink for the session hub; false tells the hub this connection is gone. */
+  private pushEvent(event: KindredEvent): boolean {
+    if (this.closed) return false;
+    this.sendFrame({ event });
+    return !this.closed;
+  }
+
+  /** Heartbeat sweep: ping an idle peer, drop a silent one. */
+  tick(now: number): void {
+    const beat = this.limits.heartbeatSeconds * 1000;
+    if (now - this.lastInbound > 3 * beat) {
+      this.close('heartbeat timeout');
+      return;
+    }
+    if (now - this.lastOutbound >= beat) this.sendFrame({ ping: now });
+  }
+
+  sendFrame(frame: unknown): void {
+    if (this.closed) return;
+    this.lastOutbound = Date.now();
+    const buffered = this.wire.send(frame);
+    if (buffered > this.limits.maxSendBufferBytes) this.close('slow consumer: send buffer limit exceeded');
+  }
+
+  private sendError(id: number | undefined, err: unknown): void {
+    const k = toKindredError(err);
+    this.sendFrame(id === undefined ? { error: k.toJSON() } : { id, error: k.toJSON() });
+  }
+
+  /** A fatal protocol error: say why, then close. */
+  fail(err: KindredError): void {
+    this.sendError(undefined, err);
+    this.close(err.message);
+  }
+
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.wire.close(reason);
+    this.onTransportClosed(reason);
+  }
+
+  /** The transport saw the connection end (either side). */
+  onTransportClosed(reason = 'closed'): void {
+    this.closed = true;
+    if (this.principal) {
+      const p = this.principal;
+      this.principal = undefined;
+      this.gateway.closeSession(p, this.connId);
+      this.hooks.onClose?.(reason);
+    }
+  }
+}
+
+/** One timer per listener sweeps every session's heartbeat, instead of a timer per connection. */
+export class HeartbeatSweeper {
+  private readonly sessions = new Set<NativeSession>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(periodMs: number) {
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      for (const s of this.sessions) s.tick(now);
+    }, periodMs);
+    this.timer.unref();
+  }
+
+  add(s: NativeSession): void {
+    this.sessions.add(s);
+  }
+
+  delete(s: NativeSession): void {
+    this.sessions.delete(s);
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  all(): NativeSession[] {
+    return [...this.sessions];
+  }
+}
