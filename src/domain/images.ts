@@ -282,7 +282,7 @@ export class ImageService {
       return { data: out, format: sniffed, width: info.width, height: info.height };
     } catch (err) {
       if (err instanceof KindredError) throw err;
-      const reason = err instanceof Error ? err.message.split('\n')[0]!.replace(/^Vips\w*:\s*/, '') : 'corrupt data';
+      const reason = err instanceof Error ? err.message.split('\n')[0]!.replace(/^vips\w*:\s*/i, '') : 'corrupt data';
       throw new KindredError('UNSUPPORTED_MEDIA', `the ${sniffed.toUpperCase()} image could not be decoded: ${reason}`);
     }
   }

@@ -151,7 +151,8 @@ export function queryIdList(query: URLSearchParams, key: string): string[] {
   const raw = query.getAll(key).join(',');
   const ids = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (ids.length === 0) throw invalid(key, 'is required (comma separated ids)');
-  for (const id of ids) if (!isId(id)) throw invalid(key, `"${id.slice(0, 64)}" is not an id`);
+  const bad = ids.find((s): boolean => !isId(s));
+  if (bad !== undefined) throw invalid(key, `"${bad.slice(0, 64)}" is not an id`);
   return ids;
 }
 

@@ -53,7 +53,8 @@ export class WalSync {
 
   /** Waits for outstanding fsyncs, then closes the descriptor. */
   async close(): Promise<void> {
-    await this.idle();
+    // Re-check after each wait: a commit may have queued another fsync before this continuation ran.
+    while (this.inFlight || this.waiting.length > 0) await this.idle();
     if (this.fd !== undefined) {
       const fd = this.fd;
       this.fd = undefined;
