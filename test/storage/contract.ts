@@ -235,17 +235,17 @@ export function storageContract(t: T, name: string, open: () => Promise<Storage>
     // Random fixtures too, checked against a brute-force reference.
     const rnd = prng(20261126);
     const genders: Gender[] = ['woman', 'man', 'nonbinary'];
-    const random: Profile[] = Array.from({ length: 30 }, () => {
-      const ageMin = 18 + Math.floor(rnd() * 20);
+    const random: Profile[] = Array.from({ length: 100 }, () => {
+      const ageMin = 18 + Math.floor(rnd() * 16);
       return profile(newId(), {
         gender: genders[Math.floor(rnd() * 3)]!,
-        birthDate: `${1985 + Math.floor(rnd() * 20)}-0${1 + Math.floor(rnd() * 9)}-1${Math.floor(rnd() * 9)}`,
-        location: rnd() < 0.1 ? null : { lat: center.lat + (rnd() - 0.5) * 1.2, lon: center.lon + (rnd() - 0.5) * 2 },
+        birthDate: `${1987 + Math.floor(rnd() * 16)}-0${1 + Math.floor(rnd() * 9)}-1${Math.floor(rnd() * 9)}`,
+        location: rnd() < 0.1 ? null : { lat: center.lat + (rnd() - 0.5) * 0.9, lon: center.lon + (rnd() - 0.5) * 1.5 },
         preferences: {
           ageMin,
-          ageMax: ageMin + Math.floor(rnd() * 20),
-          genders: genders.filter(() => rnd() < 0.6),
-          maxDistanceKm: 5 + Math.floor(rnd() * 80),
+          ageMax: ageMin + 3 + Math.floor(rnd() * 20),
+          genders: genders.filter((g) => rnd() < (g === 'woman' ? 0.8 : 0.5)),
+          maxDistanceKm: 10 + Math.floor(rnd() * 90),
         },
       });
     });

@@ -217,7 +217,7 @@ export const routes: Route[] = [
     (ctx) => ({ op: 'unmatch', userId: pathId(ctx.params, 'userId') })),
   command({ id: 'block', method: 'post', path: '/v1/blocks', body: 'json', op: 'block', tag: 'discovery', summary: 'Block a user (ends any match, hides both ways)' },
     (ctx) => ({ op: 'block', userId: new Fields(ctx.body, '', ['userId']).id('userId') })),
-  command({ id: 'report', method: 'post', path: '/v1/reports', body: 'json', op: 'report', tag: 'discovery', summary: 'Report a user to moderators' },
+  command({ id: 'report', method: 'post', path: '/v1/reports', body: 'json', op: 'report', status: 201, tag: 'discovery', summary: 'Report a user to moderators' },
     (ctx) => {
       const f = new Fields(ctx.body, '', ['userId', 'reason', 'details']);
       const userId = f.id('userId');
