@@ -90,7 +90,18 @@ export class LocalBus implements Bus {
     try {
       let envelope: ReplyEnvelope;
       try {
-        envelope = { ok: await Promise.race([Promise.resolve(sub.handler(copy, subject)), timeout]) };
+        // Dispatched as a microtask like publish(), so a sender's tells and asks to one
+        // subject reach the handler in the order they were sent (as on NATS).
+        const handled = new Promise<unknown>((resolve, reject) =>
+          queueMicrotask(() => {
+            try {
+              resolve(sub.handler(copy, subject));
+            } catch (err) {
+              reject(err);
+            }
+          }),
+        );
+        envelope = { ok: await Promise.race([handled, timeout]) };
       } catch (err) {
         if (err instanceof KindredError && err.code === 'TIMEOUT') throw err;
         envelope = encodeError(err);

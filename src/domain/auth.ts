@@ -113,10 +113,15 @@ export class TokenAuthority {
     } catch {
       throw new KindredError('TOKEN_INVALID');
     }
-    if (typeof payload.sub !== 'string' || typeof payload.jti !== 'string' || typeof payload.exp !== 'number') throw new KindredError('TOKEN_INVALID');
+    if (typeof payload !== 'object' || payload === null || typeof payload.sub !== 'string' || typeof payload.jti !== 'string' || typeof payload.exp !== 'number') throw new KindredError('TOKEN_INVALID');
     if (payload.exp <= this.now()) throw new KindredError('TOKEN_EXPIRED');
     if (this.revoked.has(payload.jti)) throw new KindredError('TOKEN_INVALID', 'the access token was revoked');
     return { userId: payload.sub, tokenId: payload.jti, expiresAt: payload.exp };
+  }
+
+  /** Whether a token id was revoked (for principals verified earlier, on long-lived connections). */
+  isRevoked(tokenId: string): boolean {
+    return this.revoked.has(tokenId);
   }
 
   markRevoked(tokenId: string, expiresAt: number): void {

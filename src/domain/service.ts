@@ -115,6 +115,7 @@ export class KindredService implements CommandGateway {
       // The token is checked again here, not only at connect: a revoked or expired
       // token stops working on long-lived connections too.
       if (principal.expiresAt <= this.d.clock.now()) throw new KindredError('TOKEN_EXPIRED');
+      if (this.d.tokens.isRevoked(principal.tokenId)) throw new KindredError('TOKEN_INVALID', 'the access token was revoked');
       const parsed = parseUserCommand(cmd);
       const result = (await this.run(principal, parsed, connId)) as Results[C['op']];
       ok = true;

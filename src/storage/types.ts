@@ -32,7 +32,10 @@ export interface Account {
 }
 
 export interface AccountStore {
-  /** Creates the account; throws KindredError('CONFLICT') when the username is taken. */
+  /**
+   * Creates the account; throws KindredError('CONFLICT') when the username is taken.
+   * Usernames are case-insensitive: stored lowercase, and byUsername matches any case.
+   */
   create(account: Account): Promise<void>;
   byUsername(username: string): Promise<Account | undefined>;
   byId(userId: string): Promise<Account | undefined>;
@@ -111,7 +114,12 @@ export interface ImageRecord {
 }
 
 export interface ImageStore {
-  /** Adds the row only while the profile holds fewer than `max` images; returns false at the limit. */
+  /**
+   * Adds the row only while the profile holds fewer than `max` images; returns false at the limit.
+   * The row goes last (its stored position is the count before the add; `image.position` is
+   * ignored) and positions stay dense 0..n-1, also after `remove`. Re-adding the same imageId
+   * for the same profile is a no-op that returns true.
+   */
   addIfUnder(image: ImageRecord, max: number): Promise<boolean>;
   list(profileId: string): Promise<ImageRecord[]>;
   get(imageId: string): Promise<ImageRecord | undefined>;
@@ -167,7 +175,10 @@ export interface MatchStore {
   byPair(a: string, b: string): Promise<Match | undefined>;
   /** Every match of the user, ended ones included, newest first. */
   listForUser(userId: string): Promise<Match[]>;
-  /** Marks the match ended (unmatch or block); returns the updated match, undefined if unknown. */
+  /**
+   * Marks the match ended (unmatch or block); returns the updated match, undefined if unknown.
+   * The first end wins: ending an ended match returns it unchanged.
+   */
   end(matchId: string, by: string, at: number): Promise<Match | undefined>;
 }
 
@@ -213,6 +224,7 @@ export interface MessageStore {
   /** Messages not yet acknowledged as delivered by the recipient, oldest first. */
   pendingFor(recipientId: string, limit: number): Promise<ChatMessage[]>;
   markDelivered(recipientId: string, messageIds: string[]): Promise<void>;
+  /** Moves forward only: an id older than the stored marker is ignored. */
   setReadMarker(matchId: string, userId: string, messageId: string): Promise<void>;
   readMarker(matchId: string, userId: string): Promise<string | undefined>;
 }

@@ -164,7 +164,9 @@ t.test('an oversized frame after good ones still yields nothing past it', async 
 
 t.test('decodeMessage refuses garbage with BAD_REQUEST', async (t) => {
   const garbage = [
-    Buffer.from([0xc1]), // never used in msgpack
+    Buffer.from([0xa3, 0x61]), // fixstr of 3 bytes, truncated
+    Buffer.from([0xcd, 0x01]), // uint16, truncated
+    Buffer.from([0x81, 0xa1, 0x61, 0x01, 0x82]), // one whole map, then trailing bytes
     Buffer.from([0xd9]), // str8 without its length
     Buffer.from([0xdb, 0xff, 0xff, 0xff, 0xff]), // str32 of 4 GiB with no bytes
     Buffer.from([0x85, 0xa1, 0x61]), // map of 5 entries, truncated

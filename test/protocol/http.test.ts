@@ -20,6 +20,8 @@ class FakeGateway implements CommandGateway {
   readonly calls: Array<{ principal?: Principal; cmd: Command }> = [];
   /** set to make the next execute throw */
   failWith: unknown = undefined;
+  /** set to answer the next execute with this instead of the canned result */
+  answerWith: unknown = undefined;
 
   verifyToken(token: string): Principal {
     if (token === 'good') return PRINCIPAL;
@@ -40,6 +42,11 @@ class FakeGateway implements CommandGateway {
       const err = this.failWith;
       this.failWith = undefined;
       throw err;
+    }
+    if (this.answerWith !== undefined) {
+      const answer = this.answerWith;
+      this.answerWith = undefined;
+      return answer as CommandResults[C['op']];
     }
     const canned: Partial<Record<UserCommand['op'], unknown>> = {
       'message.send': { messageId: MSG, sentAt: 1 },
@@ -198,11 +205,12 @@ t.test('routes decode into the right commands', async (t) => {
     { method: 'GET', path: '/v1/matches', cmd: { op: 'matches.list' } },
     { method: 'DELETE', path: `/v1/matches/${PEER}`, cmd: { op: 'unmatch', userId: PEER } },
     { method: 'POST', path: '/v1/blocks', json: { userId: PEER }, cmd: { op: 'block', userId: PEER } },
-    { method: 'POST', path: '/v1/reports', json: { userId: PEER, reason: 'spam' }, cmd: { op: 'report', userId: PEER, reason: 'spam' } },
+    { method: 'POST', path: '/v1/reports', json: { userId: PEER, reason: 'spam' }, status: 201, cmd: { op: 'report', userId: PEER, reason: 'spam' } },
     {
       method: 'POST',
       path: '/v1/reports',
       json: { userId: PEER, reason: 'spam', details: 'sells things' },
+      status: 201,
       cmd: { op: 'report', userId: PEER, reason: 'spam', details: 'sells things' },
     },
     { method: 'POST', path: '/v1/messages', json: { to: PEER, body: 'hello ✨' }, status: 201, cmd: { op: 'message.send', to: PEER, body: 'hello ✨' } },
@@ -382,6 +390,12 @@ t.test('error mapping', async (t) => {
   t.equal(r.status, 500);
   t.same(r.json, { error: { code: 'INTERNAL', message: 'internal error' } });
   t.notMatch(r.text, /secrets/);
+
+  // A result that cannot be serialized still gets an answer.
+  gateway.answerWith = { matches: [{ n: 1n }] };
+  r = await call('GET', '/v1/matches');
+  t.equal(r.status, 500);
+  t.equal(r.json.error.code, 'INTERNAL');
 });
 
 t.test('body size caps', async (t) => {

@@ -305,9 +305,19 @@ export function storageContract(t: T, name: string, open: () => Promise<Storage>
     });
     const west = profile(newId(), { location: { lat: 0, lon: -179.9 }, preferences: base });
     const eastFar = profile(newId(), { location: { lat: 0, lon: 179.0 }, preferences: base });
+    const eastNear = profile(newId(), { location: { lat: 0, lon: 179.92 }, preferences: base });
     const polar = profile(newId(), { location: { lat: 89.9, lon: 180 }, preferences: base });
-    await Promise.all([west, eastFar, polar].map((p) => s.profiles.put(p)));
-    t.same((await s.profiles.candidates(q({ lat: 0, lon: 179.95 }))).map((p) => p.userId), [west.userId], 'finds a profile across the antimeridian, not one 100 km away');
+    await Promise.all([west, eastFar, eastNear, polar].map((p) => s.profiles.put(p)));
+    t.same(
+      (await s.profiles.candidates(q({ lat: 0, lon: 179.95 }))).map((p) => p.userId),
+      [eastNear.userId, west.userId],
+      'from just east of the antimeridian: finds a profile across it, not one 100 km away',
+    );
+    t.same(
+      (await s.profiles.candidates(q({ lat: 0, lon: -179.95 }))).map((p) => p.userId),
+      [west.userId, eastNear.userId],
+      'from just west of it, the same',
+    );
     t.same((await s.profiles.candidates(q({ lat: 89.9, lon: 0 }))).map((p) => p.userId), [polar.userId], 'finds a profile across the pole');
   });
 

@@ -110,7 +110,7 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
 
   function send(res: uWS.HttpResponse, state: RequestState, reply: Reply): void {
     if (state.aborted || state.done) return;
-    state.done = true;
+    // Serialize before marking the request done: a throw here still gets an error response.
     const headers: Record<string, string> = { 'X-Content-Type-Options': 'nosniff' };
     let body: string | Uint8Array;
     if ('json' in reply) {
@@ -123,6 +123,7 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
     }
     Object.assign(headers, reply.headers);
     const close = state.closeAfter;
+    state.done = true;
     res.cork(() => {
       res.writeStatus(statusLine(reply.status));
       for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);

@@ -12,12 +12,18 @@ const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|COR
 
 /**
  * Maps driver errors onto the error registry: a busy, full or failing database
- * is UNAVAILABLE (retryable at the edge); anything else is a bug and propagates.
+ * is UNAVAILABLE (retryable at the edge), a duplicate key CONFLICT, another
+ * constraint (a NULL where a value belongs) INVALID_ARGUMENT; anything else is
+ * a bug and propagates.
  */
 export function storageError(err: unknown): unknown {
   if (err instanceof KindredError) return err;
   if (err instanceof Database.SqliteError) {
     if (UNAVAILABLE_CODES.test(err.code)) return new KindredError('UNAVAILABLE', `storage: ${err.code}`);
+    if (err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || err.code === 'SQLITE_CONSTRAINT_UNIQUE') {
+      return new KindredError('CONFLICT', 'already exists');
+    }
+    if (err.code.startsWith('SQLITE_CONSTRAINT')) return new KindredError('INVALID_ARGUMENT', `storage: ${err.code}`);
     if (err.message === 'The database connection is not open') return new KindredError('UNAVAILABLE', 'storage is closed');
   }
   if (err instanceof TypeError && err.message === 'The database connection is not open') {

@@ -1,0 +1,44 @@
+/**
+ * Kindred load scripts: `npm run bench -- <scenario> [options]`.
+ * Each run starts its own server as a child process, prints a table and writes
+ * bench/results/<scenario>-<timestamp>.json. See bench/README.md.
+ */
+import { Options, parseFlags } from './lib/args.js';
+import { chat } from './scenarios/chat.js';
+import { swipes } from './scenarios/swipes.js';
+import { idle } from './scenarios/idle.js';
+
+const USAGE = `usage: npm run bench -- <scenario> [options]
+
+scenarios
+  chat     N matched online pairs exchange messages at a fixed open-loop rate
+           --pairs 1000 --rate 5000 --duration 20 --warmup 3 --protocol ws|tcp --body 64 --drain 15
+  swipes   M users with profiles swipe random targets (50% like), bounded concurrency, max throughput
+           --users 1000 --concurrency 128 --duration 20 --warmup 3 --protocol ws|tcp --like 0.5
+  idle     N authenticated idle connections: server RSS per connection, connect+auth rate
+           --connections 10000 --users <connections> --concurrency 100 --settle 5 --protocol ws|tcp
+
+common
+  --server-entry FILE   server to run (default dist/cli.js; build with \`npm run build\`; src/cli.ts runs under tsx)
+  --keep-data           keep the server's temp data dir and log
+  --setup-concurrency N REST calls in flight during setup (default 50)`;
+
+const SCENARIOS: Record<string, (o: Options) => Promise<void>> = { chat, swipes, idle };
+
+async function main(argv: string[]): Promise<void> {
+  const { positional, flags } = parseFlags(argv, new Set(['keep-data', 'help']));
+  const name = positional[0];
+  if (!name || flags.help || !SCENARIOS[name]) {
+    console.log(USAGE);
+    process.exit(name && !flags.help ? 2 : 0);
+  }
+  await SCENARIOS[name]!(new Options(flags));
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(process.exitCode ?? 0),
+  (err) => {
+    console.error(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,56 @@
+/**
+ * Latency recording with HdrHistogram (hdr-histogram-js): values are recorded in
+ * microseconds and summarised in milliseconds.
+ */
+import { build } from 'hdr-histogram-js';
+
+export interface LatencySummary {
+  count: number;
+  /** all in milliseconds */
+  mean: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+export class Latency {
+  private readonly h = build({
+    bitBucketSize: 64,
+    autoResize: true,
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+    useWebAssembly: false,
+  });
+
+  /** Records one latency given in milliseconds (negative values, from clock jitter, count as 0). */
+  recordMs(ms: number): void {
+    this.h.recordValue(Math.max(1, Math.round(ms * 1000)));
+  }
+
+  get count(): number {
+    return this.h.totalCount;
+  }
+
+  summary(): LatencySummary {
+    const h = this.h;
+    const ms = (us: number) => Math.round(us) / 1000;
+    if (h.totalCount === 0) return { count: 0, mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 };
+    return {
+      count: h.totalCount,
+      mean: ms(h.mean),
+      p50: ms(h.getValueAtPercentile(50)),
+      p90: ms(h.getValueAtPercentile(90)),
+      p99: ms(h.getValueAtPercentile(99)),
+      p999: ms(h.getValueAtPercentile(99.9)),
+      max: ms(h.maxValue),
+    };
+  }
+}
+
+/** Wall clock with sub-millisecond resolution, in ms since the epoch (one clock for a whole process). */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}

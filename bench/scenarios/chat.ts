@@ -1,0 +1,243 @@
+/**
+ * chat: N matched pairs, both users of each pair online (one native connection
+ * each); messages are sent at a fixed aggregate rate, open loop: message k is due
+ * at t0 + k/rate and is sent then whatever happened to earlier ones (no waiting for
+ * acks). Latencies are measured from the intended send time, so a stalled server
+ * or a late load generator shows up in the figures (no coordinated omission).
+ *
+ * Message k goes within pair k mod N, alternating direction; its body carries
+ * `k|<intended send time, epoch ms>|padding`. Delivery latency = receive time at
+ * the recipient - intended send time; ack latency = reply to message.send -
+ * intended send time. Recipients send no receipts (that would double the load),
+ * so every message stays "undelivered" on the server's books: that is fine here.
+ */
+import { Options } from '../lib/args.js';
+import { connectAll, type BenchConn, type Target } from '../lib/conn.js';
+import { Latency, nowMs } from '../lib/hist.js';
+import { ProcSampler, machineInfo, procSnapshot, round, summarizeSamples, selfCpuSeconds } from '../lib/proc.js';
+import { fmt, log, ms, printTable, sleep, writeResult } from '../lib/report.js';
+import { gitInfo, resolveEntry, scrapeMetrics, startServer } from '../lib/server.js';
+import { matchedPairs } from '../lib/setup.js';
+
+export async function chat(o: Options): Promise<void> {
+  const pairs = o.num('pairs', 1000);
+  const rate = o.num('rate', 5000);
+  const duration = o.num('duration', 20);
+  const warmup = o.num('warmup', 3);
+  const protocol = o.str('protocol', 'ws', ['ws', 'tcp'] as const);
+  const bodySize = o.num('body', 64);
+  const drainSeconds = o.num('drain', 15);
+  const setupConcurrency = o.num('setup-concurrency', 50);
+  const entryFlag = o.str('server-entry', '');
+  const keepData = o.bool('keep-data');
+  o.checkUnknown();
+
+  const machine = machineInfo();
+  const { warning } = resolveEntry(entryFlag || undefined);
+  if (warning) log(`warning: ${warning}`);
+  const server = await startServer({ entry: entryFlag || undefined, keepData, config: o.serverConfig() });
+  log(`server pid ${server.pid} on http ${server.httpPort}, tcp ${server.tcpPort} (${server.entry})`);
+  const conns: BenchConn[] = [];
+  try {
+    log(`setup: ${pairs} matched pairs over REST`);
+    const setup = await matchedPairs(server.base, pairs, setupConcurrency);
+    const users = setup.pairs.flatMap(([a, b]) => [a, b]);
+    log(`setup: ${fmt(setup.timing.register!.perSecond)} registrations/s; connecting ${users.length} ${protocol} sessions`);
+    const target: Target = { protocol, wsUrl: server.wsUrl, host: '127.0.0.1', tcpPort: server.tcpPort };
+    const connectStart = performance.now();
+    conns.push(...(await connectAll(target, users.map((u) => u.token), { concurrency: 100 })));
+    const connectSeconds = (performance.now() - connectStart) / 1000;
+
+    const total = Math.round(rate * (warmup + duration));
+    const warmN = Math.round(rate * warmup);
+    const interval = 1000 / rate;
+    const pad = 'x'.repeat(Math.max(0, bodySize - 24));
+    const acked = new Uint8Array(total);
+    const received = new Uint8Array(total);
+    const delivery = new Latency();
+    const ack = new Latency();
+    const sendLag = new Latency();
+    const ackErrors: Record<string, number> = {};
+    let ackedCount = 0;
+    let errorCount = 0;
+    let receivedCount = 0;
+    let receivedMeasured = 0;
+    let duplicates = 0;
+    let misrouted = 0;
+    let otherEvents = 0;
+    let lastReceiveAt = 0;
+    const closes: Record<string, number> = {};
+
+    conns.forEach((c, i) => {
+      const me = users[i]!.userId;
+      c.onClose = (reason) => {
+        closes[reason] = (closes[reason] ?? 0) + 1;
+      };
+      c.onEvent = (e) => {
+        if (e.type !== 'message') {
+          otherEvents++;
+          return;
+        }
+        const now = nowMs();
+        const body = e.message.body as string;
+        const a = body.indexOf('|');
+        const b = body.indexOf('|', a + 1);
+        const k = Number(body.slice(0, a));
+        if (e.message.to !== me) misrouted++;
+        if (received[k]) {
+          duplicates++;
+          return;
+        }
+        received[k] = 1;
+        receivedCount++;
+        if (k >= warmN) {
+          delivery.recordMs(now - Number(body.slice(a + 1, b)));
+          receivedMeasured++;
+          lastReceiveAt = now;
+        }
+      };
+    });
+
+    const sampler = new ProcSampler(server.pid).start();
+    log(`sending ${fmt(total)} messages at ${fmt(rate)}/s (${warmup} s warm-up, ${duration} s measured)`);
+    const t0 = nowMs() + 20;
+    let measureStart = 0;
+    let cpuStart = 0;
+    let selfStart = 0;
+    let lastSendAt = 0;
+    let k = 0;
+    const sendOne = (k: number) => {
+      const p = k % pairs;
+      const dir = Math.floor(k / pairs) & 1;
+      const from = conns[2 * p + dir]!;
+      const to = users[2 * p + 1 - dir]!.userId;
+      const intended = t0 + k * interval;
+      const sentAt = nowMs();
+      if (k >= warmN) sendLag.recordMs(sentAt - intended);
+      lastSendAt = sentAt;
+      from.call('message.send', { to, body: `${k}|${intended.toFixed(3)}|${pad}` }, (err) => {
+        const now = nowMs();
+        if (err) {
+          errorCount++;
+          ackErrors[err.code] = (ackErrors[err.code] ?? 0) + 1;
+          return;
+        }
+        acked[k] = 1;
+        ackedCount++;
+        if (k >= warmN) ack.recordMs(now - intended);
+      });
+    };
+    await new Promise<void>((resolve) => {
+      const tick = () => {
+        const now = nowMs();
+        const due = Math.min(total, Math.floor((now - t0) / interval) + 1);
+        while (k < due) {
+          if (k === warmN) {
+            measureStart = t0 + warmN * interval;
+            cpuStart = procSnapshot(server.pid).cpuSeconds;
+            selfStart = selfCpuSeconds();
+          }
+          sendOne(k++);
+        }
+        if (k < total) setTimeout(tick, 1);
+        else resolve();
+      };
+      setTimeout(tick, Math.max(0, t0 - nowMs()));
+    });
+    const sendEnd = t0 + total * interval;
+    log(`all sent; draining (up to ${drainSeconds} s)`);
+    const drainDeadline = nowMs() + drainSeconds * 1000;
+    while (nowMs() < drainDeadline) {
+      if (ackedCount + errorCount >= total && receivedCount >= ackedCount) break;
+      await sleep(20);
+    }
+    const cpuEnd = procSnapshot(server.pid).cpuSeconds;
+    const selfEnd = selfCpuSeconds();
+    sampler.stop();
+    let lost = 0;
+    let unacked = 0;
+    let receivedUnacked = 0;
+    for (let i = 0; i < total; i++) {
+      if (acked[i] && !received[i]) lost++;
+      if (!acked[i]) {
+        unacked++;
+        if (received[i]) receivedUnacked++;
+      }
+    }
+    unacked -= errorCount;
+    const metrics = await scrapeMetrics(server.base).catch((err) => ({ error: String(err) }));
+    const windowEnd = Math.max(lastReceiveAt, sendEnd);
+    const measuredSeconds = (windowEnd - measureStart) / 1000;
+    const serverCpu = cpuEnd - cpuStart;
+    const deliveredPerSecond = receivedMeasured / measuredSeconds;
+    const sentMeasured = total - warmN;
+    const sendSeconds = (lastSendAt - measureStart) / 1000;
+    const d = delivery.summary();
+    const a = ack.summary();
+    const lag = sendLag.summary();
+    const problems = server.problems();
+
+    const results = {
+      offeredRate: rate,
+      sent: total,
+      sentMeasured,
+      achievedSendRate: Math.round(sentMeasured / sendSeconds),
+      deliveredMeasured: receivedMeasured,
+      deliveredPerSecond: Math.round(deliveredPerSecond),
+      measuredSeconds: round(measuredSeconds, 2),
+      deliveryLatencyMs: d,
+      ackLatencyMs: a,
+      sendLagMs: lag,
+      acked: ackedCount,
+      ackErrors,
+      unacked,
+      lost,
+      receivedUnacked,
+      duplicates,
+      misrouted,
+      otherEvents,
+      connectionsClosed: closes,
+      serverCpuSeconds: round(serverCpu, 2),
+      serverCpuCores: round(serverCpu / measuredSeconds, 2),
+      msgsPerServerCpuSecond: Math.round(receivedMeasured / serverCpu),
+      loadGenCpuSeconds: round(selfEnd - selfStart, 2),
+      serverRssKiBEnd: procSnapshot(server.pid).rssKiB,
+      contention: summarizeSamples(sampler.samples, warmup, warmup + duration),
+      serverLog: problems,
+      serverMetrics: metrics,
+    };
+    printTable(`chat: ${pairs} pairs over ${protocol}, ${fmt(rate)} msgs/s offered for ${duration} s (open loop, no receipts)`, [
+      ['setup', `${fmt(setup.timing.register!.perSecond)} reg/s, ${round(connectSeconds, 1)} s to connect ${conns.length}`],
+      ['sent / achieved send rate', `${fmt(sentMeasured)} / ${fmt(results.achievedSendRate)} msgs/s (max send lag ${ms(lag.max)})`],
+      ['delivered msgs/s', fmt(results.deliveredPerSecond)],
+      ['delivery p50 / p90 / p99 / max', `${ms(d.p50)} / ${ms(d.p90)} / ${ms(d.p99)} / ${ms(d.max)}`],
+      ['ack p50 / p99', `${ms(a.p50)} / ${ms(a.p99)}`],
+      ['lost (acked, never received)', lost],
+      ['unacked / ack errors', `${unacked} / ${JSON.stringify(ackErrors)}`],
+      ['duplicates / misrouted', `${duplicates} / ${misrouted}`],
+      ['connections closed', JSON.stringify(closes)],
+      ['server CPU', `${round(serverCpu, 2)} s (${round(serverCpu / measuredSeconds, 2)} cores)`],
+      ['msgs per server CPU-second', fmt(results.msgsPerServerCpuSecond)],
+      ['load generator CPU', `${round(selfEnd - selfStart, 2)} s`],
+      ['server warnings / errors', `${problems.warnings} / ${problems.errors}`],
+      ['other tenants (mean cores) / CPU pressure', `${results.contention.otherCores} / ${Math.round(results.contention.cpuPressure * 100)}%`],
+      ['machine load avg at start', machine.loadavg.join(' ')],
+    ]);
+    const file = writeResult('chat', {
+      scenario: 'chat',
+      startedAt: new Date(t0).toISOString(),
+      argv: process.argv.slice(2),
+      params: { pairs, rate, duration, warmup, protocol, bodySize, drainSeconds },
+      machine,
+      server: { entry: server.entry, config: server.config, git: gitInfo() },
+      setup: { ...setup.timing, connect: { connections: conns.length, seconds: round(connectSeconds, 2) } },
+      results,
+      samples: sampler.samples,
+    });
+    log(`wrote ${file}`);
+    if (lost > 0) process.exitCode = 3;
+  } finally {
+    for (const c of conns) c.close();
+    await server.stop();
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * idle: N authenticated, idle native connections (one user per connection, as in
+ * reality). Measures the server's RSS after setup and after all connections are up
+ * (each time after a settle of --settle seconds, the server can't be told to GC),
+ * and reports KiB per connection, plus the connect+auth rate and latency.
+ *
+ * What one "connection" costs here: the socket (uWS or node:net), the native
+ * session, the session-hub entry and the user's actor (activated by `auth`, with its
+ * matches and settings loaded). Client sockets are spread over source addresses
+ * 127.0.0.2..127.0.0.9 so 10k+ sockets don't exhaust one address's ephemeral ports.
+ */
+import type { Options } from '../lib/args.js';
+import { BenchConn, sourceAddress, type Target } from '../lib/conn.js';
+import { Latency } from '../lib/hist.js';
+import { ProcSampler, machineInfo, procSnapshot, round, summarizeSamples } from '../lib/proc.js';
+import { fmt, log, ms, printTable, sleep, writeResult } from '../lib/report.js';
+import { gitInfo, resolveEntry, scrapeMetrics, startServer } from '../lib/server.js';
+import { registerUsers } from '../lib/setup.js';
+
+export async function idle(o: Options): Promise<void> {
+  const connections = o.num('connections', 10_000);
+  const userCount = o.num('users', connections);
+  const concurrency = o.num('concurrency', 100);
+  const settle = o.num('settle', 5);
+  const protocol = o.str('protocol', 'ws', ['ws', 'tcp'] as const);
+  const setupConcurrency = o.num('setup-concurrency', 50);
+  const entryFlag = o.str('server-entry', '');
+  const keepData = o.bool('keep-data');
+  o.checkUnknown();
+
+  const machine = machineInfo();
+  const { warning } = resolveEntry(entryFlag || undefined);
+  if (warning) log(`warning: ${warning}`);
+  const server = await startServer({ entry: entryFlag || undefined, keepData, config: o.serverConfig() });
+  log(`server pid ${server.pid} on http ${server.httpPort}, tcp ${server.tcpPort} (${server.entry})`);
+  const conns: BenchConn[] = [];
+  try {
+    const fresh = procSnapshot(server.pid);
+    log(`setup: registering ${userCount} users over REST, ${setupConcurrency} at a time`);
+    const { users, register } = await registerUsers(server.base, userCount, {
+      prefix: 'idle',
+      concurrency: setupConcurrency,
+      progress: (n) => log(`  ${n} registered`),
+    });
+    log(`setup: ${fmt(register.perSecond)} registrations/s; settling ${settle} s`);
+    const sampler = new ProcSampler(server.pid).start();
+    await sleep(settle * 1000);
+    const before = procSnapshot(server.pid);
+    const metricsBefore = await scrapeMetrics(server.base);
+
+    log(`opening ${connections} ${protocol} connections (connect + auth), ${concurrency} at a time`);
+    const target: Target = { protocol, wsUrl: server.wsUrl, host: '127.0.0.1', tcpPort: server.tcpPort };
+    const latency = new Latency();
+    const failures: Record<string, number> = {};
+    const closes: Record<string, number> = {};
+    const t0 = performance.now();
+    let next = 0;
+    const worker = async () => {
+      while (next < connections) {
+        const i = next++;
+        const started = performance.now();
+        try {
+          const c = await BenchConn.connect(target, sourceAddress(i));
+          c.onClose = (reason) => (closes[reason] = (closes[reason] ?? 0) + 1);
+          await c.request('auth', { token: users[i % userCount]!.token });
+          latency.recordMs(performance.now() - started);
+          conns.push(c);
+        } catch (err) {
+          const key = (err as { code?: string }).code ?? (err as Error).message;
+          failures[key] = (failures[key] ?? 0) + 1;
+        }
+        if ((i + 1) % 2000 === 0) log(`  ${i + 1} connected`);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, connections) }, worker));
+    const connectSeconds = (performance.now() - t0) / 1000;
+    log(`connected ${conns.length} in ${round(connectSeconds, 1)} s; settling ${settle} s`);
+    await sleep(settle * 1000);
+    const after = procSnapshot(server.pid);
+    const metricsAfter = await scrapeMetrics(server.base);
+    const open = conns.filter((c) => !c.closed).length;
+    const closedByServer = { ...closes };
+
+    // Informational: what is given back once the connections are gone.
+    for (const c of conns) c.close();
+    await sleep(settle * 1000);
+    const closed = procSnapshot(server.pid);
+    sampler.stop();
+
+    const deltaKiB = after.rssKiB - before.rssKiB;
+    const perConn = deltaKiB / Math.max(1, conns.length);
+    const heapKey = 'kindred_process_nodejs_heap_size_used_bytes';
+    const heapDelta = (metricsAfter[heapKey] ?? 0) - (metricsBefore[heapKey] ?? 0);
+    const l = latency.summary();
+    const problems = server.problems();
+    const results = {
+      connections: conns.length,
+      distinctUsers: Math.min(userCount, connections),
+      failures,
+      openAtEnd: open,
+      connectionsClosed: closedByServer,
+      connectSeconds: round(connectSeconds, 2),
+      connectAuthPerSecond: Math.round(conns.length / connectSeconds),
+      connectAuthLatencyMs: l,
+      rssKiB: { fresh: fresh.rssKiB, beforeConnections: before.rssKiB, afterConnections: after.rssKiB, afterClose: closed.rssKiB, peak: closed.hwmKiB },
+      rssDeltaKiB: deltaKiB,
+      kibPerConnection: round(perConn, 1),
+      heapUsedDeltaBytes: heapDelta,
+      heapKiBPerConnection: round(heapDelta / 1024 / Math.max(1, conns.length), 1),
+      serverCpuSecondsConnecting: round(after.cpuSeconds - before.cpuSeconds, 2),
+      serverGauges: { before: metricsBefore, after: metricsAfter },
+      contention: summarizeSamples(sampler.samples),
+      serverLog: problems,
+    };
+    printTable(`idle: ${connections} authenticated idle ${protocol} connections (${results.distinctUsers} distinct users)`, [
+      ['registration', `${fmt(register.perSecond)} users/s (${register.seconds} s)`],
+      ['connected / failed', `${conns.length} / ${JSON.stringify(failures)}`],
+      ['connect+auth rate', `${fmt(results.connectAuthPerSecond)} /s (${round(connectSeconds, 1)} s, ${concurrency} in flight)`],
+      ['connect+auth p50 / p99 / max', `${ms(l.p50)} / ${ms(l.p99)} / ${ms(l.max)}`],
+      ['server RSS before / after', `${fmt(before.rssKiB / 1024)} MiB / ${fmt(after.rssKiB / 1024)} MiB`],
+      ['RSS per connection', `${fmt(perConn)} KiB`],
+      ['JS heap used per connection', `${fmt(results.heapKiBPerConnection)} KiB`],
+      ['RSS after closing all', `${fmt(closed.rssKiB / 1024)} MiB`],
+      ['still open after settle', `${open} (closed by the server: ${JSON.stringify(closedByServer)})`],
+      ['server warnings / errors', `${problems.warnings} / ${problems.errors}`],
+      ['other tenants (mean cores) / CPU pressure', `${results.contention.otherCores} / ${Math.round(results.contention.cpuPressure * 100)}%`],
+      ['machine load avg at start', machine.loadavg.join(' ')],
+    ]);
+    const file = writeResult('idle', {
+      scenario: 'idle',
+      startedAt: new Date(Date.now() - connectSeconds * 1000).toISOString(),
+      argv: process.argv.slice(2),
+      params: { connections, users: userCount, concurrency, settle, protocol },
+      machine,
+      server: { entry: server.entry, config: server.config, git: gitInfo() },
+      setup: { register },
+      results,
+      samples: sampler.samples,
+    });
+    log(`wrote ${file}`);
+  } finally {
+    for (const c of conns) c.close();
+    await server.stop();
+  }
+}
