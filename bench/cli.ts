@@ -16,7 +16,7 @@ scenarios
   swipes   M users with profiles swipe random targets (50% like), bounded concurrency, max throughput
            --users 1000 --concurrency 128 --duration 20 --warmup 3 --protocol ws|tcp --like 0.5
   idle     N authenticated idle connections: server RSS per connection, connect+auth rate
-           --connections 10000 --users <connections> --concurrency 100 --settle 5 --protocol ws|tcp
+           --connections 10000 --users <connections> --concurrency 100 --settle 5 --protocol ws|tcp --no-gc
 
 common
   --server-entry FILE   server to run (default dist/cli.js; build with \`npm run build\`; src/cli.ts runs under tsx)

@@ -26,7 +26,7 @@ client.on('event', (event) => {
     seen.add(m.messageId);
     console.log(`${m.to === peer ? 'me' : m.from === peer ? 'peer' : m.from}: ${m.body}`);
     // Acknowledge what was addressed to us, or it is replayed on the next login.
-    if (m.to !== peer) void client.request('receipt', { to: m.from, messageId: m.messageId, kind: 'delivered' });
+    if (m.to !== peer) client.request('receipt', { to: m.from, messageId: m.messageId, kind: 'delivered' }).catch(() => undefined);
   } else console.log('event', JSON.stringify(event));
 });
 client.on('close', (reason) => (console.log(`closed: ${reason}`), process.exit(0)));

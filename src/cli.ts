@@ -7,7 +7,8 @@ import { createLogger } from './log.js';
 import { startNode } from './node.js';
 
 const USAGE = `usage: kindred start [--config FILE] [--data-dir DIR] [--host HOST] [--http-port N] [--tcp-port N]
-                     [--domain NAME] [--node-id ID] [--log-level LEVEL] [--tls-cert FILE --tls-key FILE]
+                     [--domain NAME] [--node-id ID] [--log-level LEVEL] [--token-secret HEX]
+                     [--tls-cert FILE --tls-key FILE]
 Environment: KINDRED_CONFIG, KINDRED_DATA_DIR, KINDRED_HOST, KINDRED_HTTP_PORT, KINDRED_TCP_PORT,
              KINDRED_DOMAIN, KINDRED_NODE_ID, KINDRED_LOG_LEVEL, KINDRED_TOKEN_SECRET, KINDRED_TLS_CERT, KINDRED_TLS_KEY`;
 

@@ -28,6 +28,7 @@ export interface KindredConfig {
     /** bytes queued for a slow reader before it is disconnected */
     maxSendBufferBytes: number;
     heartbeatSeconds: number;
+    authTimeoutSeconds: number;
     likesPerMinute: number;
     likesBurst: number;
     messagesPerSecond: number;
@@ -63,6 +64,7 @@ export const defaults: KindredConfig = {
     maxMessageChars: 4000,
     maxSendBufferBytes: 1024 * 1024,
     heartbeatSeconds: 30,
+    authTimeoutSeconds: 30,
     likesPerMinute: 120,
     likesBurst: 60,
     messagesPerSecond: 10,
@@ -92,7 +94,11 @@ function merge<T>(base: T, patch: unknown, path: string): T {
     if (!(key in out)) throw new Error(`unknown config key "${path}${key}"`);
     const current = out[key];
     if (isObject(current) && isObject(value)) out[key] = merge(current, value, `${path}${key}.`);
-    else out[key] = value;
+    else if (current !== null && value !== null && typeof current !== typeof value) {
+      throw new Error(`config key "${path}${key}" must be a ${typeof current}, got ${JSON.stringify(value)}`);
+    } else if (Array.isArray(current) !== Array.isArray(value)) {
+      throw new Error(`config key "${path}${key}" has the wrong shape`);
+    } else out[key] = value;
   }
   return out as T;
 }
@@ -112,13 +118,21 @@ const FLAGS: Record<string, { key: keyof KindredConfig | 'tls.certFile' | 'tls.k
 };
 
 function setValue(target: Json, key: string, raw: string, num: boolean | undefined): void {
+  if (num && !/^\d{1,5}$/.test(raw)) throw new Error(`${key} must be a port number, got "${raw}"`);
   const value: unknown = num ? Number(raw) : raw;
-  if (num && !Number.isInteger(value)) throw new Error(`${key} must be an integer, got "${raw}"`);
   if (key.startsWith('tls.')) {
     const tls = (isObject(target.tls) ? target.tls : {}) as Json;
     tls[key.slice(4)] = value;
     target.tls = tls;
   } else target[key] = value;
+}
+
+function mergeTls(...parts: unknown[]): KindredConfig['tls'] {
+  const tls: Json = {};
+  for (const part of parts) if (isObject(part)) Object.assign(tls, part);
+  if (Object.keys(tls).length === 0) return null;
+  for (const k of Object.keys(tls)) if (k !== 'certFile' && k !== 'keyFile') throw new Error(`unknown config key "tls.${k}"`);
+  return { certFile: String(tls.certFile ?? ''), keyFile: String(tls.keyFile ?? '') };
 }
 
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): KindredConfig {
@@ -146,8 +160,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   let config = defaults;
   if (configFile) config = merge(config, JSON.parse(readFileSync(resolve(configFile), 'utf8')), '');
-  config = merge(config, fromEnv, '');
-  config = merge(config, fromFlags, '');
+  // tls starts as null, so its keys merge by hand: cert and key may come from different sources.
+  const { tls: envTls, ...envRest } = fromEnv;
+  const { tls: flagTls, ...flagRest } = fromFlags;
+  config = merge(config, envRest, '');
+  config = merge(config, flagRest, '');
+  config = { ...config, tls: mergeTls(config.tls, envTls, flagTls) };
   if (config.tls && (!config.tls.certFile || !config.tls.keyFile)) throw new Error('TLS needs both --tls-cert and --tls-key');
   return { ...config, dataDir: resolve(config.dataDir) };
 }

@@ -1,6 +1,6 @@
 /**
  * The one registry of error codes. Every transport maps these the same way:
- * the native protocol sends `{type:'error', code, message}`, REST answers with
+ * the native protocol sends `{id?, error:{code,message}}`, REST answers with
  * `httpStatus` and `{error:{code,message}}`, XMPP maps to a stanza error.
  * Codes are stable: clients switch on them, so never rename one.
  */

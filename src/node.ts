@@ -104,6 +104,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     heartbeatSeconds: config.limits.heartbeatSeconds,
     maxFrameBytes: config.limits.maxFrameBytes,
     maxInFlight: 64,
+    authTimeoutSeconds: config.limits.authTimeoutSeconds,
   };
   let ws!: ReturnType<typeof attachNativeWebSocket>;
   const http = createHttpServer({
@@ -114,7 +115,12 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     isReady: () => ready,
     metricsText: () => metrics.text(),
     onApp: (app) => {
-      ws = attachNativeWebSocket(app, { gateway: service, limits: nativeLimits, onConnectionCount: (d) => metrics.connections.inc({ transport: 'ws' }, d) });
+      ws = attachNativeWebSocket(app, {
+        gateway: service,
+        limits: nativeLimits,
+        onConnectionCount: (d) => metrics.connections.inc({ transport: 'ws' }, d),
+        onServerClose: (reason) => metrics.disconnects.inc({ reason }),
+      });
     },
   });
   const tcp = new NativeTcpListener({
@@ -122,6 +128,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     limits: nativeLimits,
     tls: config.tls,
     onConnectionCount: (d) => metrics.connections.inc({ transport: 'tcp' }, d),
+    onServerClose: (reason) => metrics.disconnects.inc({ reason }),
   });
   const httpPort = await http.listen(config.host, config.httpPort);
   const tcpPort = await tcp.listen(config.host, config.tcpPort);

@@ -20,9 +20,11 @@ export function parseFlags(argv: string[], booleans: ReadonlySet<string> = new S
     else if (booleans.has(name)) flags[name] = true;
     else {
       const value = argv[i + 1];
-      if (value === undefined || value.startsWith('--')) throw new Error(`option --${name} needs a value`);
-      flags[name] = value;
-      i++;
+      if (value === undefined || value.startsWith('--')) flags[name] = true;
+      else {
+        flags[name] = value;
+        i++;
+      }
     }
   }
   return { positional, flags };
@@ -38,7 +40,7 @@ export class Options {
     this.known.add(name);
     const raw = this.flags[name];
     if (raw === undefined) return def;
-    const n = Number(raw);
+    const n = typeof raw === 'string' ? Number(raw) : NaN;
     if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got "${String(raw)}"`);
     return n;
   }

@@ -3,6 +3,7 @@
  * microseconds and summarised in milliseconds.
  */
 import { build } from 'hdr-histogram-js';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 export interface LatencySummary {
   count: number;
@@ -53,4 +54,17 @@ export class Latency {
 /** Wall clock with sub-millisecond resolution, in ms since the epoch (one clock for a whole process). */
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
+}
+
+/** Watches this process's event-loop delay (the load generator's own lateness). */
+export function watchLoopDelay(): { stop(): { p50: number; p99: number; max: number } } {
+  const h = monitorEventLoopDelay({ resolution: 5 });
+  h.enable();
+  return {
+    stop() {
+      h.disable();
+      const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+      return { p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max) };
+    },
+  };
 }

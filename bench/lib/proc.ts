@@ -30,6 +30,9 @@ export interface ProcSnapshot {
   hwmKiB: number;
   rssAnonKiB: number;
   threads: number;
+  /** main thread (the event loop): seconds on a CPU, and seconds runnable but waiting for one (/proc/<pid>/schedstat) */
+  mainRunSeconds: number;
+  mainWaitSeconds: number;
 }
 
 /** Reads /proc/<pid>/stat and /proc/<pid>/status. Throws if the process is gone. */
@@ -46,8 +49,19 @@ export function procSnapshot(pid: number): ProcSnapshot {
     const m = new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status);
     return m ? Number(m[1]) : 0;
   };
+  let mainRunSeconds = 0;
+  let mainWaitSeconds = 0;
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+    mainRunSeconds = (run ?? 0) / 1e9;
+    mainWaitSeconds = (wait ?? 0) / 1e9;
+  } catch {
+    /* no schedstats */
+  }
   return {
     at: Date.now(),
+    mainRunSeconds,
+    mainWaitSeconds,
     cpuSeconds: userSeconds + systemSeconds,
     userSeconds,
     systemSeconds,
@@ -239,4 +253,15 @@ export function machineInfo(): MachineInfo {
     })(),
     openFilesLimit,
   };
+}
+
+/** Kernel TCP figures for the whole machine (/proc/net/sockstat): sockets in use and buffer memory in KiB. */
+export function tcpSockstat(): { inuse: number; memKiB: number } {
+  try {
+    const m = /^TCP: inuse (\d+).* mem (\d+)/m.exec(readFileSync('/proc/net/sockstat', 'utf8'));
+    // `mem` is in pages
+    return m ? { inuse: Number(m[1]), memKiB: Number(m[2]) * 4 } : { inuse: 0, memKiB: 0 };
+  } catch {
+    return { inuse: 0, memKiB: 0 };
+  }
 }

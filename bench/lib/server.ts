@@ -41,6 +41,8 @@ export interface ServerHandle {
   logFile: string;
   entry: string;
   config: unknown;
+  /** the V8 inspector's WebSocket URL when started with `inspect: true` */
+  inspectorUrl?: string;
   /** pino lines at level warn (40) or above seen on the server's stdout, and anything on stderr */
   problems(): { warnings: number; errors: number; stderr: string; last: string[] };
   /** true once the process has exited (e.g. crashed) */
@@ -82,7 +84,9 @@ export function resolveEntry(entry: string | undefined): { entry: string; warnin
   return { entry: path };
 }
 
-export async function startServer(opts: { entry?: string; config?: Record<string, unknown>; nodeArgs?: string[]; keepData?: boolean } = {}): Promise<ServerHandle> {
+export async function startServer(
+  opts: { entry?: string; config?: Record<string, unknown>; nodeArgs?: string[]; keepData?: boolean; inspect?: boolean } = {},
+): Promise<ServerHandle> {
   const { entry } = resolveEntry(opts.entry);
   const dir = mkdtempSync(join(tmpdir(), 'kindred-bench-'));
   const dataDir = join(dir, 'data');
@@ -94,6 +98,8 @@ export async function startServer(opts: { entry?: string; config?: Record<string
 
   const nodeArgs = [...(opts.nodeArgs ?? [])];
   if (entry.endsWith('.ts')) nodeArgs.unshift('--import', 'tsx');
+  if (opts.inspect) nodeArgs.unshift('--inspect=127.0.0.1:0');
+  let inspectorUrl: string | undefined;
   const child: ChildProcess = spawn(
     process.execPath,
     [...nodeArgs, entry, 'start', '--config', configFile, '--data-dir', dataDir, '--host', '127.0.0.1', '--http-port', '0', '--tcp-port', '0'],
@@ -146,7 +152,12 @@ export async function startServer(opts: { entry?: string; config?: Record<string
     });
     child.stderr!.on('data', (chunk: Buffer) => {
       log.write(chunk);
-      if (stderr.length < 20_000) stderr += chunk.toString('utf8');
+      let text = chunk.toString('utf8');
+      const m = /Debugger listening on (ws:\/\/\S+)/.exec(text);
+      if (m) inspectorUrl = m[1];
+      // the inspector's own notices are not problems
+      text = text.replace(/^(Debugger listening on|For help, see:|Debugger attached|Debugger ending|Waiting for the debugger).*\n?/gm, '');
+      if (stderr.length < 20_000) stderr += text;
     });
     void exited.then(() => {
       clearTimeout(timer);
@@ -171,6 +182,7 @@ export async function startServer(opts: { entry?: string; config?: Record<string
     logFile,
     entry,
     config,
+    inspectorUrl,
     problems: () => ({ warnings, errors, stderr, last: [...last] }),
     exited: () => exit !== undefined,
     exitInfo: () => exit,

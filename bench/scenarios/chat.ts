@@ -13,8 +13,8 @@
  */
 import { Options } from '../lib/args.js';
 import { connectAll, type BenchConn, type Target } from '../lib/conn.js';
-import { Latency, nowMs } from '../lib/hist.js';
-import { ProcSampler, machineInfo, procSnapshot, round, summarizeSamples, selfCpuSeconds } from '../lib/proc.js';
+import { Latency, nowMs, watchLoopDelay } from '../lib/hist.js';
+import { ProcSampler, type ProcSnapshot, machineInfo, procSnapshot, round, summarizeSamples, selfCpuSeconds } from '../lib/proc.js';
 import { fmt, log, ms, printTable, sleep, writeResult } from '../lib/report.js';
 import { gitInfo, resolveEntry, scrapeMetrics, startServer } from '../lib/server.js';
 import { matchedPairs } from '../lib/setup.js';
@@ -99,10 +99,11 @@ export async function chat(o: Options): Promise<void> {
     });
 
     const sampler = new ProcSampler(server.pid).start();
+    const loop = watchLoopDelay();
     log(`sending ${fmt(total)} messages at ${fmt(rate)}/s (${warmup} s warm-up, ${duration} s measured)`);
     const t0 = nowMs() + 20;
     let measureStart = 0;
-    let cpuStart = 0;
+    let snapStart: ProcSnapshot | undefined;
     let selfStart = 0;
     let lastSendAt = 0;
     let k = 0;
@@ -134,7 +135,7 @@ export async function chat(o: Options): Promise<void> {
         while (k < due) {
           if (k === warmN) {
             measureStart = t0 + warmN * interval;
-            cpuStart = procSnapshot(server.pid).cpuSeconds;
+            snapStart = procSnapshot(server.pid);
             selfStart = selfCpuSeconds();
           }
           sendOne(k++);
@@ -151,9 +152,10 @@ export async function chat(o: Options): Promise<void> {
       if (ackedCount + errorCount >= total && receivedCount >= ackedCount) break;
       await sleep(20);
     }
-    const cpuEnd = procSnapshot(server.pid).cpuSeconds;
+    const snapEnd = procSnapshot(server.pid);
     const selfEnd = selfCpuSeconds();
     sampler.stop();
+    const loadGenLoopDelay = loop.stop();
     let lost = 0;
     let unacked = 0;
     let receivedUnacked = 0;
@@ -168,7 +170,14 @@ export async function chat(o: Options): Promise<void> {
     const metrics = await scrapeMetrics(server.base).catch((err) => ({ error: String(err) }));
     const windowEnd = Math.max(lastReceiveAt, sendEnd);
     const measuredSeconds = (windowEnd - measureStart) / 1000;
-    const serverCpu = cpuEnd - cpuStart;
+    const serverCpu = snapEnd.cpuSeconds - snapStart!.cpuSeconds;
+    const wallSeconds = (snapEnd.at - snapStart!.at) / 1000;
+    const eventLoop = {
+      /** share of wall time the server's main thread ran on a CPU */
+      running: round((snapEnd.mainRunSeconds - snapStart!.mainRunSeconds) / wallSeconds, 2),
+      /** share of wall time it was runnable but waiting for a CPU (taken by other processes) */
+      waitingForCpu: round((snapEnd.mainWaitSeconds - snapStart!.mainWaitSeconds) / wallSeconds, 2),
+    };
     const deliveredPerSecond = receivedMeasured / measuredSeconds;
     const sentMeasured = total - warmN;
     const sendSeconds = (lastSendAt - measureStart) / 1000;
@@ -198,9 +207,11 @@ export async function chat(o: Options): Promise<void> {
       otherEvents,
       connectionsClosed: closes,
       serverCpuSeconds: round(serverCpu, 2),
+      serverMainThread: eventLoop,
       serverCpuCores: round(serverCpu / measuredSeconds, 2),
       msgsPerServerCpuSecond: Math.round(receivedMeasured / serverCpu),
       loadGenCpuSeconds: round(selfEnd - selfStart, 2),
+      loadGenLoopDelayMs: loadGenLoopDelay,
       serverRssKiBEnd: procSnapshot(server.pid).rssKiB,
       contention: summarizeSamples(sampler.samples, warmup, warmup + duration),
       serverLog: problems,
@@ -218,7 +229,8 @@ export async function chat(o: Options): Promise<void> {
       ['connections closed', JSON.stringify(closes)],
       ['server CPU', `${round(serverCpu, 2)} s (${round(serverCpu / measuredSeconds, 2)} cores)`],
       ['msgs per server CPU-second', fmt(results.msgsPerServerCpuSecond)],
-      ['load generator CPU', `${round(selfEnd - selfStart, 2)} s`],
+      ['server main thread running / waiting for CPU', `${Math.round(eventLoop.running * 100)}% / ${Math.round(eventLoop.waitingForCpu * 100)}% of wall time`],
+      ['load generator CPU / loop delay p99', `${round(selfEnd - selfStart, 2)} s / ${ms(loadGenLoopDelay.p99)}`],
       ['server warnings / errors', `${problems.warnings} / ${problems.errors}`],
       ['other tenants (mean cores) / CPU pressure', `${results.contention.otherCores} / ${Math.round(results.contention.cpuPressure * 100)}%`],
       ['machine load avg at start', machine.loadavg.join(' ')],

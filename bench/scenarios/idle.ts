@@ -12,10 +12,11 @@
 import type { Options } from '../lib/args.js';
 import { BenchConn, sourceAddress, type Target } from '../lib/conn.js';
 import { Latency } from '../lib/hist.js';
-import { ProcSampler, machineInfo, procSnapshot, round, summarizeSamples } from '../lib/proc.js';
+import { ProcSampler, machineInfo, procSnapshot, round, summarizeSamples, tcpSockstat } from '../lib/proc.js';
 import { fmt, log, ms, printTable, sleep, writeResult } from '../lib/report.js';
 import { gitInfo, resolveEntry, scrapeMetrics, startServer } from '../lib/server.js';
 import { registerUsers } from '../lib/setup.js';
+import { gcAndMeasure, type MemoryUsage } from '../lib/inspector.js';
 
 export async function idle(o: Options): Promise<void> {
   const connections = o.num('connections', 10_000);
@@ -23,6 +24,7 @@ export async function idle(o: Options): Promise<void> {
   const concurrency = o.num('concurrency', 100);
   const settle = o.num('settle', 5);
   const protocol = o.str('protocol', 'ws', ['ws', 'tcp'] as const);
+  const forceGc = !o.bool('no-gc');
   const setupConcurrency = o.num('setup-concurrency', 50);
   const entryFlag = o.str('server-entry', '');
   const keepData = o.bool('keep-data');
@@ -31,9 +33,14 @@ export async function idle(o: Options): Promise<void> {
   const machine = machineInfo();
   const { warning } = resolveEntry(entryFlag || undefined);
   if (warning) log(`warning: ${warning}`);
-  const server = await startServer({ entry: entryFlag || undefined, keepData, config: o.serverConfig() });
+  const server = await startServer({ entry: entryFlag || undefined, keepData, config: o.serverConfig(), inspect: forceGc });
   log(`server pid ${server.pid} on http ${server.httpPort}, tcp ${server.tcpPort} (${server.entry})`);
   const conns: BenchConn[] = [];
+  const measureAfterGc = async (): Promise<MemoryUsage | undefined> => {
+    if (!forceGc) return undefined;
+    if (!server.inspectorUrl) throw new Error('the server printed no inspector URL; run with --no-gc');
+    return gcAndMeasure(server.inspectorUrl);
+  };
   try {
     const fresh = procSnapshot(server.pid);
     log(`setup: registering ${userCount} users over REST, ${setupConcurrency} at a time`);
@@ -45,6 +52,9 @@ export async function idle(o: Options): Promise<void> {
     log(`setup: ${fmt(register.perSecond)} registrations/s; settling ${settle} s`);
     const sampler = new ProcSampler(server.pid).start();
     await sleep(settle * 1000);
+    const beforeNoGc = procSnapshot(server.pid);
+    const memBefore = await measureAfterGc();
+    const kernelBefore = tcpSockstat();
     const before = procSnapshot(server.pid);
     const metricsBefore = await scrapeMetrics(server.base);
 
@@ -76,6 +86,9 @@ export async function idle(o: Options): Promise<void> {
     const connectSeconds = (performance.now() - t0) / 1000;
     log(`connected ${conns.length} in ${round(connectSeconds, 1)} s; settling ${settle} s`);
     await sleep(settle * 1000);
+    const afterNoGc = procSnapshot(server.pid);
+    const memAfter = await measureAfterGc();
+    const kernelAfter = tcpSockstat();
     const after = procSnapshot(server.pid);
     const metricsAfter = await scrapeMetrics(server.base);
     const open = conns.filter((c) => !c.closed).length;
@@ -89,8 +102,21 @@ export async function idle(o: Options): Promise<void> {
 
     const deltaKiB = after.rssKiB - before.rssKiB;
     const perConn = deltaKiB / Math.max(1, conns.length);
-    const heapKey = 'kindred_process_nodejs_heap_size_used_bytes';
-    const heapDelta = (metricsAfter[heapKey] ?? 0) - (metricsBefore[heapKey] ?? 0);
+    const n = Math.max(1, conns.length);
+    const perConnKiB = (a: number, b: number) => round((b - a) / 1024 / n, 2);
+    const memory = memBefore && memAfter
+      ? {
+          before: memBefore,
+          after: memAfter,
+          perConnectionKiB: {
+            rss: perConnKiB(memBefore.rss, memAfter.rss),
+            heapUsed: perConnKiB(memBefore.heapUsed, memAfter.heapUsed),
+            heapTotal: perConnKiB(memBefore.heapTotal, memAfter.heapTotal),
+            external: perConnKiB(memBefore.external, memAfter.external),
+            arrayBuffers: perConnKiB(memBefore.arrayBuffers, memAfter.arrayBuffers),
+          },
+        }
+      : undefined;
     const l = latency.summary();
     const problems = server.problems();
     const results = {
@@ -102,11 +128,23 @@ export async function idle(o: Options): Promise<void> {
       connectSeconds: round(connectSeconds, 2),
       connectAuthPerSecond: Math.round(conns.length / connectSeconds),
       connectAuthLatencyMs: l,
-      rssKiB: { fresh: fresh.rssKiB, beforeConnections: before.rssKiB, afterConnections: after.rssKiB, afterClose: closed.rssKiB, peak: closed.hwmKiB },
+      forcedGc: forceGc,
+      rssKiB: {
+        fresh: fresh.rssKiB,
+        beforeConnections: before.rssKiB,
+        afterConnections: after.rssKiB,
+        beforeConnectionsNoGc: beforeNoGc.rssKiB,
+        afterConnectionsNoGc: afterNoGc.rssKiB,
+        afterClose: closed.rssKiB,
+        peak: closed.hwmKiB,
+      },
       rssDeltaKiB: deltaKiB,
-      kibPerConnection: round(perConn, 1),
-      heapUsedDeltaBytes: heapDelta,
-      heapKiBPerConnection: round(heapDelta / 1024 / Math.max(1, conns.length), 1),
+      /** the headline: (RSS after - RSS before) / connections, both after settle (+ forced GC unless --no-gc) */
+      kibPerConnection: round(perConn, 2),
+      kibPerConnectionNoGc: round((afterNoGc.rssKiB - beforeNoGc.rssKiB) / n, 2),
+      memory,
+      /** machine-wide kernel TCP sockets and buffer memory (both ends of every connection are on this box; not in RSS) */
+      kernelTcp: { before: kernelBefore, after: kernelAfter },
       serverCpuSecondsConnecting: round(after.cpuSeconds - before.cpuSeconds, 2),
       serverGauges: { before: metricsBefore, after: metricsAfter },
       contention: summarizeSamples(sampler.samples),
@@ -118,8 +156,14 @@ export async function idle(o: Options): Promise<void> {
       ['connect+auth rate', `${fmt(results.connectAuthPerSecond)} /s (${round(connectSeconds, 1)} s, ${concurrency} in flight)`],
       ['connect+auth p50 / p99 / max', `${ms(l.p50)} / ${ms(l.p99)} / ${ms(l.max)}`],
       ['server RSS before / after', `${fmt(before.rssKiB / 1024)} MiB / ${fmt(after.rssKiB / 1024)} MiB`],
-      ['RSS per connection', `${fmt(perConn)} KiB`],
-      ['JS heap used per connection', `${fmt(results.heapKiBPerConnection)} KiB`],
+      ['RSS per connection', `${fmt(perConn)} KiB${forceGc ? ' (after forced GC)' : ''}`],
+      ['RSS per connection without forced GC', `${fmt(results.kibPerConnectionNoGc)} KiB`],
+      ...(memory
+        ? ([
+            ['JS heap used per connection', `${fmt(memory.perConnectionKiB.heapUsed)} KiB`],
+            ['external + arrayBuffers per conn', `${fmt(memory.perConnectionKiB.external)} KiB (${fmt(memory.perConnectionKiB.arrayBuffers)} KiB in ArrayBuffers)`],
+          ] as Array<[string, string]>)
+        : []),
       ['RSS after closing all', `${fmt(closed.rssKiB / 1024)} MiB`],
       ['still open after settle', `${open} (closed by the server: ${JSON.stringify(closedByServer)})`],
       ['server warnings / errors', `${problems.warnings} / ${problems.errors}`],
@@ -130,7 +174,7 @@ export async function idle(o: Options): Promise<void> {
       scenario: 'idle',
       startedAt: new Date(Date.now() - connectSeconds * 1000).toISOString(),
       argv: process.argv.slice(2),
-      params: { connections, users: userCount, concurrency, settle, protocol },
+      params: { connections, users: userCount, concurrency, settle, protocol, forceGc },
       machine,
       server: { entry: server.entry, config: server.config, git: gitInfo() },
       setup: { register },

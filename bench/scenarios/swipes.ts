@@ -12,8 +12,8 @@
  */
 import type { Options } from '../lib/args.js';
 import { connectAll, type BenchConn, type Target } from '../lib/conn.js';
-import { Latency, nowMs } from '../lib/hist.js';
-import { ProcSampler, machineInfo, procSnapshot, round, summarizeSamples, selfCpuSeconds } from '../lib/proc.js';
+import { Latency, nowMs, watchLoopDelay } from '../lib/hist.js';
+import { ProcSampler, type ProcSnapshot, machineInfo, procSnapshot, round, summarizeSamples, selfCpuSeconds } from '../lib/proc.js';
 import { fmt, log, ms, printTable, sleep, writeResult } from '../lib/report.js';
 import { gitInfo, resolveEntry, scrapeMetrics, startServer } from '../lib/server.js';
 import { registerUsers } from '../lib/setup.js';
@@ -61,11 +61,12 @@ export async function swipes(o: Options): Promise<void> {
     }
 
     const sampler = new ProcSampler(server.pid).start();
+    const loop = watchLoopDelay();
     const start = nowMs();
     const measureStart = start + warmup * 1000;
     const end = measureStart + duration * 1000;
     let measuring = false;
-    let cpuStart = 0;
+    let snapStart: ProcSnapshot | undefined;
     let selfStart = 0;
     log(`swiping for ${warmup} + ${duration} s with ${concurrency} in flight`);
     await new Promise<void>((resolve) => {
@@ -74,7 +75,7 @@ export async function swipes(o: Options): Promise<void> {
         const now = nowMs();
         if (!measuring && now >= measureStart) {
           measuring = true;
-          cpuStart = procSnapshot(server.pid).cpuSeconds;
+          snapStart = procSnapshot(server.pid);
           selfStart = selfCpuSeconds();
         }
         if (now >= end) {
@@ -104,12 +105,20 @@ export async function swipes(o: Options): Promise<void> {
       };
       for (let i = 0; i < concurrency; i++) next();
     });
-    const cpuEnd = procSnapshot(server.pid).cpuSeconds;
+    const snapEnd = procSnapshot(server.pid);
     const selfEnd = selfCpuSeconds();
     sampler.stop();
+    const loadGenLoopDelay = loop.stop();
     await sleep(200); // let the last match events arrive
     const measuredSeconds = (nowMs() - 200 - measureStart) / 1000;
-    const serverCpu = cpuEnd - cpuStart;
+    const serverCpu = snapEnd.cpuSeconds - snapStart!.cpuSeconds;
+    const wallSeconds = (snapEnd.at - snapStart!.at) / 1000;
+    const eventLoop = {
+      /** share of wall time the server's main thread ran on a CPU */
+      running: round((snapEnd.mainRunSeconds - snapStart!.mainRunSeconds) / wallSeconds, 2),
+      /** share of wall time it was runnable but waiting for a CPU (taken by other processes) */
+      waitingForCpu: round((snapEnd.mainWaitSeconds - snapStart!.mainWaitSeconds) / wallSeconds, 2),
+    };
     const l = latency.summary();
     const problems = server.problems();
     const metrics = await scrapeMetrics(server.base).catch((err) => ({ error: String(err) }));
@@ -126,9 +135,11 @@ export async function swipes(o: Options): Promise<void> {
       otherEvents,
       connectionsClosed: closes,
       serverCpuSeconds: round(serverCpu, 2),
+      serverMainThread: eventLoop,
       serverCpuCores: round(serverCpu / measuredSeconds, 2),
       swipesPerServerCpuSecond: Math.round(okMeasured / serverCpu),
       loadGenCpuSeconds: round(selfEnd - selfStart, 2),
+      loadGenLoopDelayMs: loadGenLoopDelay,
       serverRssKiBEnd: procSnapshot(server.pid).rssKiB,
       contention: summarizeSamples(sampler.samples, warmup, warmup + duration),
       serverLog: problems,
@@ -143,7 +154,8 @@ export async function swipes(o: Options): Promise<void> {
       ['connections closed', JSON.stringify(closes)],
       ['server CPU', `${round(serverCpu, 2)} s (${results.serverCpuCores} cores)`],
       ['swipes per server CPU-second', fmt(results.swipesPerServerCpuSecond)],
-      ['load generator CPU', `${round(selfEnd - selfStart, 2)} s`],
+      ['server main thread running / waiting for CPU', `${Math.round(eventLoop.running * 100)}% / ${Math.round(eventLoop.waitingForCpu * 100)}% of wall time`],
+      ['load generator CPU / loop delay p99', `${round(selfEnd - selfStart, 2)} s / ${ms(loadGenLoopDelay.p99)}`],
       ['server warnings / errors', `${problems.warnings} / ${problems.errors}`],
       ['other tenants (mean cores) / CPU pressure', `${results.contention.otherCores} / ${Math.round(results.contention.cpuPressure * 100)}%`],
       ['machine load avg at start', machine.loadavg.join(' ')],

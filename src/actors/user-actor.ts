@@ -36,6 +36,7 @@ export type UserMsg =
   | { k: 'detach'; connId: string }
   | { k: 'matched'; matchId: string; peerId: string; firstBucket: number; superlike: boolean; at: number }
   | { k: 'ended'; matchId: string; peerId: string; blocked: boolean }
+  | { k: 'blocked-by'; userId: string }
   | { k: 'deliver'; message: MessageView }
   | { k: 'receipt'; from: string; messageId: string; kind: 'delivered' | 'read' }
   | { k: 'typing'; from: string; state: 'composing' | 'paused' }
@@ -129,6 +130,9 @@ export class UserActor implements Actor<UserMsg, unknown> {
         return this.onMatched(msg);
       case 'ended':
         return this.onEnded(msg.matchId, msg.peerId, msg.blocked);
+      case 'blocked-by':
+        this.blocked.add(msg.userId);
+        return undefined;
       case 'deliver':
         this.push({ type: 'message', message: msg.message });
         return undefined;
@@ -192,6 +196,8 @@ export class UserActor implements Actor<UserMsg, unknown> {
     // match exactly once and only its creator announces it.
     const reverse = await storage.swipes.likeFrom(targetId, this.userId);
     if (!reverse) return { matched: false };
+    // A block may have happened after the like; the block set in storage is the authority.
+    if ((await storage.blocks.blockedEitherWay(this.userId)).has(targetId)) return { matched: false };
     const users = [this.userId, targetId].sort() as [string, string];
     const { created, match } = await storage.matches.createIfAbsent({
       matchId: newId(now),
@@ -278,6 +284,7 @@ export class UserActor implements Actor<UserMsg, unknown> {
     if (userId === this.userId) throw new KindredError('INVALID_ARGUMENT', 'userId: you cannot block yourself');
     await this.deps.storage.blocks.block(this.userId, userId, this.deps.clock.now());
     this.blocked.add(userId);
+    this.deps.users().tell(userId, { k: 'blocked-by', userId: this.userId });
     return this.endMatch(userId, true);
   }
 

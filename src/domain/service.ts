@@ -10,7 +10,7 @@ import type { Clock } from '../actors/clock.js';
 import type { SessionHub } from '../actors/session-hub.js';
 import type { ActorCommand, UserMsg } from '../actors/user-actor.js';
 import type { KindredConfig } from '../config.js';
-import type { Storage } from '../storage/types.js';
+import type { Profile, Storage } from '../storage/types.js';
 import type { CommandResults, PublicCommand, PublicProfile, UserCommand, MatchView, PresenceView } from './commands.js';
 import type { CommandGateway, EventSink, Principal, SessionInfo } from './gateway.js';
 import type { ImageService } from './images.js';
@@ -38,6 +38,8 @@ export interface ServiceDeps {
 type Results = CommandResults;
 
 export class KindredService implements CommandGateway {
+  private dummyHash: string | undefined;
+
   constructor(private readonly d: ServiceDeps) {}
 
   /** Loads revocations and follows new ones announced by any node. */
@@ -91,7 +93,10 @@ export class KindredService implements CommandGateway {
       case 'login': {
         if (typeof cmd.username !== 'string' || typeof cmd.password !== 'string') throw new KindredError('INVALID_ARGUMENT', 'username and password must be strings');
         const account = await storage.accounts.byUsername(cmd.username.trim().toLowerCase());
-        if (!account || !(await verifyPassword(cmd.password.normalize('NFKC'), account.passwordHash))) throw new KindredError('BAD_CREDENTIALS');
+        // Unknown usernames are checked against a dummy hash so timing does not reveal which exist.
+        this.dummyHash ??= await hashPassword('not a password', config.auth);
+        const ok = await verifyPassword(cmd.password.normalize('NFKC'), account?.passwordHash ?? this.dummyHash);
+        if (!account || !ok) throw new KindredError('BAD_CREDENTIALS');
         const t = tokens.issue(account.userId);
         return {
           principal: { userId: account.userId, tokenId: t.tokenId, expiresAt: t.expiresAt },
@@ -146,7 +151,7 @@ export class KindredService implements CommandGateway {
       case 'images.upload':
         return this.d.images.upload(me, cmd.data, cmd.contentType).then((image) => ({ image }));
       case 'images.list':
-        return this.d.images.list(cmd.userId ?? me).then((images) => ({ images }));
+        return this.images(me, cmd.userId ?? me);
       case 'images.remove':
         return this.d.images.remove(me, cmd.imageId).then(() => ({ ok: true }));
       case 'images.reorder':
@@ -204,6 +209,11 @@ export class KindredService implements CommandGateway {
     };
   }
 
+  private async images(me: string, target: string): Promise<Results['images.list']> {
+    if (target !== me && (await this.d.storage.blocks.blockedEitherWay(me)).has(target)) throw new KindredError('NOT_FOUND', 'no such user');
+    return { images: await this.d.images.list(target) };
+  }
+
   private async updateProfile(me: string, patch: unknown): Promise<Results['profile.update']> {
     const now = this.d.clock.now();
     const current = await this.d.storage.profiles.get(me);
@@ -222,20 +232,28 @@ export class KindredService implements CommandGateway {
     if (!mine) throw new KindredError('NOT_FOUND', 'no profile');
     if (!mine.location) throw new KindredError('INVALID_ARGUMENT', 'location: set your location to get a deck');
     const prefs = mine.preferences;
-    const candidates = await storage.profiles.candidates({
-      userId: me,
-      near: mine.location,
-      radiusKm: prefs.maxDistanceKm,
-      genders: prefs.genders,
-      bornOnOrAfter: birthDateForAge(prefs.ageMax, now, true),
-      bornOnOrBefore: birthDateForAge(prefs.ageMin, now, false),
-      seekerGender: mine.gender,
-      seekerAge: ageOn(mine.birthDate, now),
-      limit: limit * 5 + 50,
-    });
-    const ids = candidates.map((c) => c.userId);
-    const [swiped, blocked] = await Promise.all([storage.swipes.swipedAmong(me, ids), storage.blocks.blockedEitherWay(me)]);
-    const chosen = candidates.filter((c) => !swiped.has(c.userId) && !blocked.has(c.userId)).slice(0, limit);
+    const blocked = await storage.blocks.blockedEitherWay(me);
+    // Nearest first; people already swiped are skipped, so widen the window until
+    // the deck is full or nobody else fits (a bounded number of rounds).
+    let window = limit * 5 + 50;
+    let chosen: Profile[] = [];
+    for (let round = 0; round < 6; round++) {
+      const candidates = await storage.profiles.candidates({
+        userId: me,
+        near: mine.location,
+        radiusKm: prefs.maxDistanceKm,
+        genders: prefs.genders,
+        bornOnOrAfter: birthDateForAge(prefs.ageMax, now, true),
+        bornOnOrBefore: birthDateForAge(prefs.ageMin, now, false),
+        seekerGender: mine.gender,
+        seekerAge: ageOn(mine.birthDate, now),
+        limit: window,
+      });
+      const swiped = await storage.swipes.swipedAmong(me, candidates.map((c) => c.userId));
+      chosen = candidates.filter((c) => !swiped.has(c.userId) && !blocked.has(c.userId)).slice(0, limit);
+      if (chosen.length === limit || candidates.length < window) break;
+      window *= 4;
+    }
     const images = await Promise.all(chosen.map((c) => storage.images.list(c.userId)));
     return { cards: chosen.map((c, i) => views.toPublic(c, images[i]!, now, mine.location)) };
   }

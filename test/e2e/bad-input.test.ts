@@ -539,8 +539,13 @@ t.test('tokens expire (tokenTtlSeconds: 1)', async (t) => {
 
   // Everyone's token expires on this server, so "unaffected" means: log in again and carry on.
   const [a, b] = await matchedPair(short, 'ttlpair');
-  const ws = track(await connectWs(short, a));
-  const tcp = track(await connectTcp(short, b));
+  const login = async (u: TestUser): Promise<TestUser> => {
+    const res = await api(short.base, 'POST', '/v1/login', { json: { username: u.username, password: 'correct horse battery' } });
+    t.equal(res.status, 200, 'logging in again works');
+    return { ...u, token: res.body.token };
+  };
+  const ws = track(await connectWs(short, await login(a)));
+  const tcp = track(await connectTcp(short, await login(b)));
   const sent = await ws.request('message.send', { to: b.userId, body: 'fresh tokens work' });
   t.equal((await tcp.nextEvent((e) => e.type === 'message')).type === 'message' && sent.messageId.length > 0, true);
   await by.check(t);

@@ -88,3 +88,40 @@ t.test('swipes are idempotent; unmatch, block and report', async (t) => {
   const view = await api(base, 'GET', `/v1/users/${c.userId}/profile`, { token: d.token });
   t.equal(view.status, 404, 'nor viewed');
 });
+
+t.test('a block after a like prevents the match, even with both actors active', async (t) => {
+  const server = await startTestServer(t);
+  const { base } = server;
+  const carol = await registerUser(base, 'carol');
+  const eve = await registerUser(base, 'eve');
+  await setProfile(base, carol);
+  await setProfile(base, eve);
+  const carolWs = await connectWs(server, carol);
+  const eveWs = await connectWs(server, eve);
+  t.teardown(() => (carolWs.close(), eveWs.close()));
+  t.equal((await carolWs.request('swipe', { targetId: eve.userId, kind: 'like' })).matched, false);
+  await carolWs.request('block', { userId: eve.userId });
+  await t.rejects(eveWs.request('swipe', { targetId: carol.userId, kind: 'like' }), { code: 'NOT_FOUND' }, 'the blocked user cannot like the blocker');
+  await t.rejects(eveWs.request('message.send', { to: carol.userId, body: 'hi' }), { code: 'NOT_MATCHED' });
+  const matches = await carolWs.request('matches.list');
+  t.equal(matches.matches.length, 0, 'no match was made');
+});
+
+t.test('the deck keeps filling after the nearest people were swiped', async (t) => {
+  const server = await startTestServer(t);
+  const { base } = server;
+  const seeker = await registerUser(base, 'seeker');
+  await setProfile(base, seeker, { location: { lat: 40, lon: -3 } });
+  const others = [];
+  for (let i = 0; i < 90; i++) {
+    const u = await registerUser(base, 'near');
+    await setProfile(base, u, { location: { lat: 40 + i * 0.001, lon: -3 } });
+    others.push(u);
+  }
+  const ws = await connectWs(server, seeker);
+  t.teardown(() => ws.close());
+  // Pass on the 80 nearest: the default window (limit*5+50 = 75 for limit 5) is all swiped.
+  for (const u of others.slice(0, 80)) await ws.request('swipe', { targetId: u.userId, kind: 'pass' });
+  const deck = await ws.request('deck.get', { limit: 5 });
+  t.same(deck.cards.map((c) => c.userId), others.slice(80, 85).map((u) => u.userId), 'the next nearest unswiped people');
+});

@@ -203,7 +203,7 @@ export const routes: Route[] = [
   // ── discovery ─────────────────────────────────────────────────────────
   command({ id: 'getDeck', method: 'get', path: '/v1/deck', body: 'none', op: 'deck.get', tag: 'discovery', summary: 'Profiles to swipe on, nearest fitting first' },
     (ctx) => {
-      const limit = queryInteger(ctx.query, 'limit', 1, 1000);
+      const limit = queryInteger(ctx.query, 'limit', 1, 100);
       return limit === undefined ? { op: 'deck.get' } : { op: 'deck.get', limit };
     }),
   command({ id: 'swipe', method: 'post', path: '/v1/swipes', body: 'json', op: 'swipe', tag: 'discovery', summary: 'Like, pass or super like a profile' },
@@ -239,7 +239,7 @@ export const routes: Route[] = [
     (ctx) => {
       const cmd: Extract<UserCommand, { op: 'messages.history' }> = { op: 'messages.history', with: pathId(ctx.params, 'userId') };
       const before = queryId(ctx.query, 'before');
-      const limit = queryInteger(ctx.query, 'limit', 1, 1000);
+      const limit = queryInteger(ctx.query, 'limit', 1, 200);
       if (before !== undefined) cmd.before = before;
       if (limit !== undefined) cmd.limit = limit;
       return cmd;

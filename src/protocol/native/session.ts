@@ -20,13 +20,15 @@ export interface NativeLimits {
   heartbeatSeconds: number;
   /** requests a connection may have in flight before it is told to slow down */
   maxInFlight: number;
+  /** a connection that has not authenticated by then is closed */
+  authTimeoutSeconds: number;
 }
 
 const AUTH_OPS = new Set(['auth', 'login', 'register']);
 
 export interface NativeSessionHooks {
-  onClose?: (reason: string) => void;
-  onAuthenticated?: (userId: string) => void;
+  /** the server closed the connection; `kind` is a low-cardinality label for metrics */
+  onServerClose?: (kind: string) => void;
 }
 
 export class NativeSession {
@@ -36,6 +38,7 @@ export class NativeSession {
   private inFlight = 0;
   lastInbound: number;
   lastOutbound: number;
+  private readonly openedAt = Date.now();
 
   constructor(
     readonly connId: string,
@@ -102,9 +105,12 @@ export class NativeSession {
     try {
       const { principal, result } = await this.gateway.authenticate(cmd);
       if (this.closed) return result;
-      this.principal = principal;
       await this.gateway.openSession(principal, { connId: this.connId, transport: this.transport, device: 'native' }, (event) => this.pushEvent(event));
-      this.hooks.onAuthenticated?.(principal.userId);
+      if (this.closed) {
+        this.gateway.closeSession(principal, this.connId);
+        return result;
+      }
+      this.principal = principal;
       return result;
     } finally {
       this.authenticating = false;
@@ -126,8 +132,12 @@ export class NativeSession {
   /** Heartbeat sweep: ping an idle peer, drop a silent one. */
   tick(now: number): void {
     const beat = this.limits.heartbeatSeconds * 1000;
+    if (!this.principal && !this.authenticating && now - this.openedAt > this.limits.authTimeoutSeconds * 1000) {
+      this.fail(new KindredError('UNAUTHENTICATED', 'no authentication in time'));
+      return;
+    }
     if (now - this.lastInbound > 3 * beat) {
-      this.close('heartbeat timeout');
+      this.close('heartbeat timeout', 'heartbeat');
       return;
     }
     if (now - this.lastOutbound >= beat) this.sendFrame({ ping: now });
@@ -137,7 +147,7 @@ export class NativeSession {
     if (this.closed) return;
     this.lastOutbound = Date.now();
     const buffered = this.wire.send(frame);
-    if (buffered > this.limits.maxSendBufferBytes) this.close('slow consumer: send buffer limit exceeded');
+    if (buffered > this.limits.maxSendBufferBytes) this.close('slow consumer: send buffer limit exceeded', 'slow_consumer');
   }
 
   private sendError(id: number | undefined, err: unknown): void {
@@ -148,24 +158,36 @@ export class NativeSession {
   /** A fatal protocol error: say why, then close. */
   fail(err: KindredError): void {
     this.sendError(undefined, err);
-    this.close(err.message);
+    this.close(err.message, err.code.toLowerCase());
   }
 
-  close(reason: string): void {
+  /** A frame over the size limit whose boundaries are still known (WebSocket): answer it, keep the connection. */
+  rejectOversized(bytes: Uint8Array, limit: number): void {
+    let id: number | undefined;
+    try {
+      const f = decodeMessage(bytes) as { id?: unknown };
+      if (typeof f?.id === 'number' && Number.isInteger(f.id)) id = f.id;
+    } catch {
+      /* no id to answer to */
+    }
+    this.sendError(id, new KindredError('PAYLOAD_TOO_LARGE', `frame of ${bytes.byteLength} bytes exceeds the limit of ${limit}`));
+  }
+
+  close(reason: string, kind = 'closed'): void {
     if (this.closed) return;
     this.closed = true;
+    this.hooks.onServerClose?.(kind);
     this.wire.close(reason);
-    this.onTransportClosed(reason);
+    this.onTransportClosed();
   }
 
   /** The transport saw the connection end (either side). */
-  onTransportClosed(reason = 'closed'): void {
+  onTransportClosed(): void {
     this.closed = true;
     if (this.principal) {
       const p = this.principal;
       this.principal = undefined;
       this.gateway.closeSession(p, this.connId);
-      this.hooks.onClose?.(reason);
     }
   }
 }

@@ -15,6 +15,7 @@ export interface TcpListenerOptions {
   limits: NativeLimits & { maxFrameBytes: number };
   tls: { certFile: string; keyFile: string } | null;
   onConnectionCount?: (delta: number) => void;
+  onServerClose?: (kind: string) => void;
 }
 
 export class NativeTcpListener {
@@ -78,7 +79,7 @@ export class NativeTcpListener {
         // A peer that never reads must not keep the socket forever.
         setTimeout(() => socket.destroy(), 2000).unref();
       },
-    }, limits);
+    }, limits, { onServerClose: this.opts.onServerClose });
     this.sweeper.add(session);
     socket.on('data', (chunk: Buffer) => {
       let frames: Buffer[];

@@ -16,6 +16,7 @@ export interface WsRouteOptions {
   gateway: CommandGateway;
   limits: NativeLimits & { maxFrameBytes: number };
   onConnectionCount?: (delta: number) => void;
+  onServerClose?: (kind: string) => void;
 }
 
 export function attachNativeWebSocket(app: uWS.TemplatedApp, opts: WsRouteOptions): { close(): void; readonly connections: number } {
@@ -26,7 +27,7 @@ export function attachNativeWebSocket(app: uWS.TemplatedApp, opts: WsRouteOption
   app.ws<WsData>('/ws', {
     compression: 0,
     // Frames up to 4x the limit reach us so we can answer with an error frame;
-    // beyond that uWS closes the connection itself (code 1009).
+    // beyond that uWS drops the connection itself (clients see 1006 or 1009).
     maxPayloadLength: limits.maxFrameBytes * 4,
     maxBackpressure: limits.maxSendBufferBytes * 2,
     closeOnBackpressureLimit: true,
@@ -47,7 +48,7 @@ export function attachNativeWebSocket(app: uWS.TemplatedApp, opts: WsRouteOption
           closed = true;
           ws.end(1008, reason.slice(0, 120));
         },
-      }, limits);
+      }, limits, { onServerClose: opts.onServerClose });
       ws.getUserData().session = session;
       sweeper.add(session);
     },
@@ -58,7 +59,7 @@ export function attachNativeWebSocket(app: uWS.TemplatedApp, opts: WsRouteOption
         return;
       }
       if (message.byteLength > limits.maxFrameBytes) {
-        session.sendFrame({ error: new KindredError('PAYLOAD_TOO_LARGE', `frame of ${message.byteLength} bytes exceeds the limit of ${limits.maxFrameBytes}`).toJSON() });
+        session.rejectOversized(new Uint8Array(message), limits.maxFrameBytes);
         return;
       }
       // uWS reuses `message` after this callback returns: copy before decoding.
