@@ -11,6 +11,8 @@ export interface KindredConfig {
   httpPort: number;
   tcpPort: number;
   domain: string;
+  /** who may chat: `matches` (Tindr rules) or `open` (any registered users, as on an ordinary XMPP server) */
+  messaging: 'matches' | 'open';
   nodeId: string;
   /** hex secret for signing access tokens; generated into the data dir when empty */
   tokenSecret: string;
@@ -42,6 +44,24 @@ export interface KindredConfig {
     minHeight: number;
     maxPerProfile: number;
   };
+  /** XMPP c2s (RFC 6120, RFC 7395, XEP-0368); see src/protocol/xmpp/ */
+  xmpp: XmppConfig;
+}
+
+export interface XmppConfig {
+  /** c2s with STARTTLS (RFC 6120); 0 picks a free port */
+  port: number;
+  /** c2s with direct TLS (XEP-0368); 0 picks a free port */
+  tlsPort: number;
+  /** SASL is offered only after STARTTLS (loopback WebSocket and wss:// count as acceptable) */
+  requireTls: boolean;
+  /** how long a stream-management session waits for a resumption */
+  resumeTimeoutSeconds: number;
+  /** a top-level element larger than this ends the stream with <policy-violation/> */
+  maxStanzaBytes: number;
+  /** per-stream token bucket on inbound elements: beyond it, processing is delayed */
+  stanzasPerSecond: number;
+  stanzaBurst: number;
 }
 
 export const defaults: KindredConfig = {
@@ -50,6 +70,7 @@ export const defaults: KindredConfig = {
   httpPort: 8080,
   tcpPort: 7070,
   domain: 'localhost',
+  messaging: 'matches',
   nodeId: 'node-1',
   tokenSecret: '',
   tokenTtlSeconds: 7 * 24 * 3600,
@@ -78,6 +99,15 @@ export const defaults: KindredConfig = {
     minHeight: 64,
     maxPerProfile: 5,
   },
+  xmpp: {
+    port: 5222,
+    tlsPort: 5223,
+    requireTls: true,
+    resumeTimeoutSeconds: 300,
+    maxStanzaBytes: 262144,
+    stanzasPerSecond: 50,
+    stanzaBurst: 200,
+  },
 };
 
 type Json = Record<string, unknown>;
@@ -104,27 +134,33 @@ function merge<T>(base: T, patch: unknown, path: string): T {
 }
 
 /** Flags and env vars for the documented top-level settings. */
-const FLAGS: Record<string, { key: keyof KindredConfig | 'tls.certFile' | 'tls.keyFile'; env: string; num?: boolean }> = {
+const FLAGS: Record<string, { key: keyof KindredConfig | 'tls.certFile' | 'tls.keyFile' | 'xmpp.port' | 'xmpp.tlsPort'; env: string; num?: boolean }> = {
   '--data-dir': { key: 'dataDir', env: 'KINDRED_DATA_DIR' },
   '--host': { key: 'host', env: 'KINDRED_HOST' },
   '--http-port': { key: 'httpPort', env: 'KINDRED_HTTP_PORT', num: true },
   '--tcp-port': { key: 'tcpPort', env: 'KINDRED_TCP_PORT', num: true },
   '--domain': { key: 'domain', env: 'KINDRED_DOMAIN' },
+  '--messaging': { key: 'messaging', env: 'KINDRED_MESSAGING' },
   '--node-id': { key: 'nodeId', env: 'KINDRED_NODE_ID' },
   '--log-level': { key: 'logLevel', env: 'KINDRED_LOG_LEVEL' },
   '--token-secret': { key: 'tokenSecret', env: 'KINDRED_TOKEN_SECRET' },
   '--tls-cert': { key: 'tls.certFile', env: 'KINDRED_TLS_CERT' },
   '--tls-key': { key: 'tls.keyFile', env: 'KINDRED_TLS_KEY' },
+  '--xmpp-port': { key: 'xmpp.port', env: 'KINDRED_XMPP_PORT', num: true },
+  '--xmpp-tls-port': { key: 'xmpp.tlsPort', env: 'KINDRED_XMPP_TLS_PORT', num: true },
 };
 
 function setValue(target: Json, key: string, raw: string, num: boolean | undefined): void {
   if (num && !/^\d{1,5}$/.test(raw)) throw new Error(`${key} must be a port number, got "${raw}"`);
   const value: unknown = num ? Number(raw) : raw;
-  if (key.startsWith('tls.')) {
-    const tls = (isObject(target.tls) ? target.tls : {}) as Json;
-    tls[key.slice(4)] = value;
-    target.tls = tls;
-  } else target[key] = value;
+  // A dotted key ("tls.certFile", "xmpp.port") sets a nested value, creating the objects on the way.
+  const path = key.split('.');
+  let obj = target;
+  for (const part of path.slice(0, -1)) {
+    if (!isObject(obj[part])) obj[part] = {};
+    obj = obj[part] as Json;
+  }
+  obj[path[path.length - 1]!] = value;
 }
 
 function mergeTls(...parts: unknown[]): KindredConfig['tls'] {
@@ -166,6 +202,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   config = merge(config, envRest, '');
   config = merge(config, flagRest, '');
   config = { ...config, tls: mergeTls(config.tls, envTls, flagTls) };
+  if (config.messaging !== 'matches' && config.messaging !== 'open') throw new Error('messaging must be "matches" or "open"');
   if (config.tls && (!config.tls.certFile || !config.tls.keyFile)) throw new Error('TLS needs both --tls-cert and --tls-key');
   return { ...config, dataDir: resolve(config.dataDir) };
 }

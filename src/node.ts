@@ -5,7 +5,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { KindredConfig } from './config.js';
 import type { Logger } from './log.js';
 import type { Storage } from './storage/types.js';
@@ -90,6 +90,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     tokens,
     views,
     images,
+    scramFakeSaltKey: createHmac('sha256', tokenSecret(config)).update('scram fake salt').digest(),
     observe: (op, seconds, ok) => metrics.commands.observe({ op, outcome: ok ? 'ok' : 'error' }, seconds),
   });
   await service.start();

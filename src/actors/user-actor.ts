@@ -13,7 +13,7 @@ import type { Bus } from './bus.js';
 import type { Clock } from './clock.js';
 import type { KindredConfig } from '../config.js';
 import type { ChatMessage, Storage, SwipeKind } from '../storage/types.js';
-import type { KindredEvent, MessageView, UserCommand } from '../domain/commands.js';
+import type { KindredEvent, MessageView, PresenceShow, UserCommand } from '../domain/commands.js';
 import type { ProfileViews } from '../domain/profiles.js';
 import type { Transport } from '../domain/gateway.js';
 import { KindredError } from '../errors.js';
@@ -28,7 +28,10 @@ export interface SessionRecord {
 }
 
 /** The commands a user's own actor runs (the rest are served without it). */
-export type ActorCommand = Extract<UserCommand, { op: 'swipe' | 'message.send' | 'receipt' | 'typing' | 'unmatch' | 'block' }>;
+export type ActorCommand = Extract<
+  UserCommand,
+  { op: 'swipe' | 'message.send' | 'receipt' | 'typing' | 'unmatch' | 'block' | 'presence.set' | 'contact.add' }
+>;
 
 export type UserMsg =
   | { k: 'cmd'; connId?: string; cmd: ActorCommand }
@@ -40,7 +43,7 @@ export type UserMsg =
   | { k: 'deliver'; message: MessageView }
   | { k: 'receipt'; from: string; messageId: string; kind: 'delivered' | 'read' }
   | { k: 'typing'; from: string; state: 'composing' | 'paused' }
-  | { k: 'presence'; userId: string; online: boolean; lastActiveAt: number | null }
+  | { k: 'presence'; userId: string; online: boolean; lastActiveAt: number | null; show?: PresenceShow; status?: string }
   | { k: 'superliked'; fromId: string }
   | { k: 'presence.query' }
   | { k: 'peers'; userIds: string[] }
@@ -79,6 +82,9 @@ export class UserActor implements Actor<UserMsg, unknown> {
   private readonly matches = new Map<string, MatchState>();
   private blocked = new Set<string>();
   private showPresence = true;
+  /** what the user's clients last said about their availability (XMPP show/status) */
+  private show: PresenceShow = 'available';
+  private status: string | undefined;
   private lastActiveAt = 0;
   private readonly likes: TokenBucket;
   private readonly messages: TokenBucket;
@@ -143,15 +149,21 @@ export class UserActor implements Actor<UserMsg, unknown> {
         this.push({ type: 'typing', from: msg.from, state: msg.state });
         return undefined;
       case 'presence':
-        if (this.isMatchedWith(msg.userId)) this.push({ type: 'presence', userId: msg.userId, online: msg.online, lastActiveAt: msg.lastActiveAt });
+        if (this.isMatchedWith(msg.userId)) {
+          const { k: _k, ...presence } = msg;
+          this.push({ type: 'presence', ...presence });
+        }
         return undefined;
       case 'superliked':
         return this.onSuperliked(msg.fromId);
-      case 'presence.query':
+      case 'presence.query': {
+        const online = this.showPresence && this.sessions.size > 0;
         return {
-          online: this.showPresence && this.sessions.size > 0,
+          online,
           lastActiveAt: this.showPresence ? (this.sessions.size > 0 ? this.deps.clock.now() : this.lastActiveAt) : null,
+          ...(online ? { show: this.show, ...(this.status !== undefined ? { status: this.status } : {}) } : {}),
         };
+      }
       case 'peers':
         return msg.userIds.filter((id) => this.isMatchedWith(id));
       case 'settings.changed':
@@ -175,6 +187,13 @@ export class UserActor implements Actor<UserMsg, unknown> {
         return this.endMatch(cmd.userId, false);
       case 'block':
         return this.block(cmd.userId);
+      case 'presence.set':
+        this.show = cmd.show;
+        this.status = cmd.status;
+        if (this.sessions.size > 0) this.announcePresence(true);
+        return Promise.resolve({ ok: true });
+      case 'contact.add':
+        return this.activeMatch(cmd.userId).then((m) => ({ matchId: m.matchId }));
     }
   }
 
@@ -299,7 +318,7 @@ export class UserActor implements Actor<UserMsg, unknown> {
     const pending = await this.deps.storage.messages.pendingFor(this.userId, 1000);
     for (const m of pending) {
       const view: MessageView = { messageId: m.messageId, matchId: m.matchId, from: m.senderId, to: m.recipientId, body: m.body, sentAt: m.sentAt };
-      this.pushTo([session], { type: 'message', message: view });
+      this.pushTo([session], { type: 'message', message: view, offline: true });
     }
     return { pending: pending.length };
   }
@@ -314,8 +333,13 @@ export class UserActor implements Actor<UserMsg, unknown> {
   private announcePresence(online: boolean): void {
     if (!this.showPresence) return;
     const lastActiveAt = this.deps.clock.now();
+    const detail = online ? { show: this.show, ...(this.status !== undefined ? { status: this.status } : {}) } : {};
+    if (!online) {
+      this.show = 'available';
+      this.status = undefined;
+    }
     for (const [peerId, m] of this.matches) {
-      if (m.active) this.deps.users().tellIfActive(peerId, { k: 'presence', userId: this.userId, online, lastActiveAt });
+      if (m.active) this.deps.users().tellIfActive(peerId, { k: 'presence', userId: this.userId, online, lastActiveAt, ...detail });
     }
   }
 
@@ -354,8 +378,33 @@ export class UserActor implements Actor<UserMsg, unknown> {
   /** The active match with `peerId`, consulting storage when a `matched` tell has not arrived yet. */
   private async activeMatch(peerId: string): Promise<MatchState> {
     const match = this.matches.get(peerId) ?? (await this.loadMatch(peerId));
-    if (!match?.active) throw new KindredError('NOT_MATCHED');
-    return match;
+    if (match?.active) return match;
+    if (this.deps.config.messaging === 'open' && !match && !this.blocked.has(peerId)) return this.openConversation(peerId);
+    throw new KindredError('NOT_MATCHED');
+  }
+
+  /** Open messaging (an ordinary XMPP server's rules): any two registered users may talk. */
+  private async openConversation(peerId: string): Promise<MatchState> {
+    const { storage, clock } = this.deps;
+    if (peerId === this.userId || !(await storage.accounts.byId(peerId))) throw new KindredError('NOT_FOUND', 'no such user');
+    const now = clock.now();
+    const { created, match } = await storage.matches.createIfAbsent({
+      matchId: newId(now),
+      users: [this.userId, peerId].sort() as [string, string],
+      createdAt: now,
+      endedAt: null,
+      endedBy: null,
+      firstBucket: monthBucket(now),
+    });
+    if (match.endedAt !== null) throw new KindredError('NOT_MATCHED');
+    const state = { matchId: match.matchId, firstBucket: match.firstBucket, active: true };
+    this.matches.set(peerId, state);
+    if (created) {
+      const base = { matchId: match.matchId, firstBucket: match.firstBucket, superlike: false, at: match.createdAt };
+      this.deps.users().tell(this.userId, { k: 'matched', peerId, ...base });
+      this.deps.users().tell(peerId, { k: 'matched', peerId: this.userId, ...base });
+    }
+    return state;
   }
 
   private async loadMatch(peerId: string): Promise<MatchState | undefined> {

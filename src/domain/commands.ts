@@ -65,10 +65,21 @@ export type UserCommand =
   | { op: 'block'; userId: string }
   | { op: 'report'; userId: string; reason: string; details?: string }
   | { op: 'message.send'; to: string; body: string; clientId?: string }
-  | { op: 'messages.history'; with: string; before?: string; limit?: number }
+  /** Confirms delivery to a device without telling the sender (XMPP stream-management acks, silent clients). */
+  | { op: 'message.ack'; messageIds: string[] }
+  /** One conversation (`with`) or all of them; newest first, or oldest first after the `after` cursor. */
+  | { op: 'messages.history'; with?: string; before?: string; after?: string; limit?: number }
   | { op: 'receipt'; to: string; messageId: string; kind: 'delivered' | 'read' }
   | { op: 'typing'; to: string; state: 'composing' | 'paused' }
-  | { op: 'presence.get'; userIds: string[] };
+  | { op: 'presence.get'; userIds: string[] }
+  | { op: 'presence.set'; show: PresenceShow; status?: string }
+  /** Adds a contact: only an existing match in `matches` messaging, any user in `open` messaging. */
+  | { op: 'contact.add'; userId: string }
+  | { op: 'blocks.list' }
+  /** Maps usernames (XMPP localparts) and user ids to each other. */
+  | { op: 'users.resolve'; usernames?: string[]; userIds?: string[] };
+
+export type PresenceShow = 'available' | 'away' | 'chat' | 'dnd' | 'xa';
 
 export type Command = PublicCommand | UserCommand;
 export type CommandOp = Command['op'];
@@ -93,10 +104,15 @@ export interface CommandResults {
   block: { ok: true };
   report: { reportId: string };
   'message.send': { messageId: string; sentAt: number };
+  'message.ack': { ok: true };
   'messages.history': { messages: MessageView[]; next: string | null };
   receipt: { ok: true };
   typing: { ok: true };
   'presence.get': { presence: PresenceView[] };
+  'presence.set': { ok: true };
+  'contact.add': { matchId: string };
+  'blocks.list': { userIds: string[] };
+  'users.resolve': { users: Array<{ userId: string; username: string }> };
 }
 
 export interface PresenceView {
@@ -104,6 +120,8 @@ export interface PresenceView {
   online: boolean;
   /** null when the user opted out of presence */
   lastActiveAt: number | null;
+  show?: PresenceShow;
+  status?: string;
 }
 
 /** Events pushed to every open session of a user. */
@@ -111,9 +129,10 @@ export type KindredEvent =
   | { type: 'match'; matchId: string; peer: PublicProfile; at: number; superlike: boolean }
   | { type: 'unmatch'; matchId: string; userId: string }
   | { type: 'superlike'; from: PublicProfile }
-  | { type: 'message'; message: MessageView }
+  /** `offline`: stored while the user had no session, replayed now */
+  | { type: 'message'; message: MessageView; offline?: boolean }
   | { type: 'receipt'; from: string; messageId: string; kind: 'delivered' | 'read' }
   | { type: 'typing'; from: string; state: 'composing' | 'paused' }
-  | { type: 'presence'; userId: string; online: boolean; lastActiveAt: number | null };
+  | { type: 'presence'; userId: string; online: boolean; lastActiveAt: number | null; show?: PresenceShow; status?: string };
 
 export type EventType = KindredEvent['type'];

@@ -26,6 +26,14 @@ export type EventSink = (event: KindredEvent) => boolean;
 export interface CommandGateway {
   /** register, login or auth: answers the command's result and the principal it established. */
   authenticate<C extends PublicCommand>(cmd: C): Promise<{ principal: Principal; result: CommandResults[C['op']] }>;
+  /**
+   * SASL SCRAM-SHA-1 / SCRAM-SHA-256 against the stored verifiers (RFC 5802, 7677).
+   * `finish` throws BAD_CREDENTIALS for a wrong proof and BAD_REQUEST for malformed messages.
+   */
+  startScram(mechanism: 'SCRAM-SHA-1' | 'SCRAM-SHA-256', clientFirstMessage: string): Promise<{
+    serverFirst: string;
+    finish(clientFinalMessage: string): Promise<{ serverFinal: string; principal: Principal }>;
+  }>;
   /** Edge check of a bearer token: signature, expiry, revocation. Synchronous and local. Throws KindredError. */
   verifyToken(token: string): Principal;
   /**

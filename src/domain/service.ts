@@ -19,6 +19,7 @@ import { newId } from '../ids.js';
 import { TokenAuthority, checkCredentialsShape, hashPassword, scramVerifier, verifyPassword } from './auth.js';
 import { ProfileViews, ageOn, applyPatch, birthDateForAge, emptyProfile } from './profiles.js';
 import { parseUserCommand } from './validate.js';
+import { startScram } from './scram.js';
 
 export const REVOKED_SUBJECT = 'kindred.auth.revoked';
 
@@ -32,6 +33,8 @@ export interface ServiceDeps {
   tokens: TokenAuthority;
   views: ProfileViews;
   images: ImageService;
+  /** key for the fake salts SCRAM gives unknown usernames (stable across restarts) */
+  scramFakeSaltKey: Buffer;
   observe?: (op: string, seconds: number, ok: boolean) => void;
 }
 
@@ -53,6 +56,18 @@ export class KindredService implements CommandGateway {
 
   newConnId(): string {
     return newId(this.d.clock.now());
+  }
+
+  async startScram(mechanism: 'SCRAM-SHA-1' | 'SCRAM-SHA-256', clientFirstMessage: string) {
+    const exchange = await startScram(mechanism, clientFirstMessage, this.d.storage.accounts, this.d.scramFakeSaltKey, this.d.config.auth.scramIterations);
+    return {
+      serverFirst: exchange.serverFirst,
+      finish: async (clientFinalMessage: string) => {
+        const { serverFinal, userId } = await exchange.finish(clientFinalMessage);
+        const t = this.d.tokens.issue(userId);
+        return { serverFinal, principal: { userId, tokenId: t.tokenId, expiresAt: t.expiresAt } };
+      },
+    };
   }
 
   verifyToken(token: string): Principal {
@@ -139,7 +154,15 @@ export class KindredService implements CommandGateway {
       case 'typing':
       case 'unmatch':
       case 'block':
+      case 'presence.set':
+      case 'contact.add':
         return this.d.users.ask(me, { k: 'cmd', cmd: cmd as ActorCommand, connId });
+      case 'message.ack':
+        return this.d.storage.messages.markDelivered(me, cmd.messageIds).then(() => ({ ok: true }));
+      case 'blocks.list':
+        return this.d.storage.blocks.blockedBy(me).then((userIds) => ({ userIds }));
+      case 'users.resolve':
+        return this.resolve(cmd.usernames ?? [], cmd.userIds ?? []);
       case 'ping':
         return Promise.resolve({ now: this.d.clock.now() });
       case 'logout':
@@ -163,7 +186,7 @@ export class KindredService implements CommandGateway {
       case 'report':
         return this.report(me, cmd.userId, cmd.reason, cmd.details ?? '');
       case 'messages.history':
-        return this.history(me, cmd.with, cmd.before, cmd.limit ?? 50);
+        return this.history(me, cmd.with, cmd.before, cmd.after, cmd.limit ?? 50);
       case 'presence.get':
         return this.presence(me, cmd.userIds);
     }
@@ -279,14 +302,40 @@ export class KindredService implements CommandGateway {
     return { reportId };
   }
 
-  private async history(me: string, peer: string, before: string | undefined, limit: number): Promise<Results['messages.history']> {
-    const match = await this.d.storage.matches.byPair(me, peer);
-    if (!match) throw new KindredError('NOT_MATCHED');
-    const page = await this.d.storage.messages.page(match.matchId, match.firstBucket, { before, limit });
+  /**
+   * One conversation, or (without `with`) the user's whole archive merged across
+   * conversations, as XMPP MAM asks for. Newest first; oldest first with `after`.
+   */
+  private async history(me: string, peer: string | undefined, before: string | undefined, after: string | undefined, limit: number): Promise<Results['messages.history']> {
+    const { storage } = this.d;
+    let matches;
+    if (peer !== undefined) {
+      const match = await storage.matches.byPair(me, peer);
+      if (!match) throw new KindredError('NOT_MATCHED');
+      matches = [match];
+    } else matches = await storage.matches.listForUser(me);
+    const pages = await Promise.all(
+      matches.map((m) =>
+        after !== undefined ? storage.messages.pageAfter(m.matchId, m.firstBucket, { after, limit }) : storage.messages.page(m.matchId, m.firstBucket, { before, limit }),
+      ),
+    );
+    const merged = pages.flat().sort((a, b) => (after !== undefined ? (a.messageId < b.messageId ? -1 : 1) : a.messageId < b.messageId ? 1 : -1));
+    const page = merged.slice(0, limit);
     return {
       messages: page.map((m) => ({ messageId: m.messageId, matchId: m.matchId, from: m.senderId, to: m.recipientId, body: m.body, sentAt: m.sentAt })),
-      next: page.length === limit ? page[page.length - 1]!.messageId : null,
+      next: merged.length > limit || (page.length === limit && pages.some((p) => p.length === limit)) ? page[page.length - 1]!.messageId : null,
     };
+  }
+
+  private async resolve(usernames: string[], userIds: string[]): Promise<Results['users.resolve']> {
+    const { accounts } = this.d.storage;
+    const found = await Promise.all([
+      ...usernames.map((u) => accounts.byUsername(u.toLowerCase())),
+      ...userIds.map((id) => accounts.byId(id)),
+    ]);
+    const users = new Map<string, { userId: string; username: string }>();
+    for (const a of found) if (a) users.set(a.userId, { userId: a.userId, username: a.username });
+    return { users: [...users.values()] };
   }
 
   private async presence(me: string, userIds: string[]): Promise<Results['presence.get']> {

@@ -69,15 +69,34 @@ const decoders: { [Op in UserCommand['op']]: (raw: Raw) => Extract<UserCommand, 
   block: (r) => ({ op: 'block', userId: req(r, 'userId', 64) }),
   report: (r) => ({ op: 'report', userId: req(r, 'userId', 64), reason: req(r, 'reason', 64), details: str(r, 'details', { optional: true, max: 2000, min: 0 }) }),
   'message.send': (r) => ({ op: 'message.send', to: req(r, 'to', 64), body: req(r, 'body', 100_000), clientId: str(r, 'clientId', { optional: true, max: 64 }) }),
-  'messages.history': (r) => ({
-    op: 'messages.history',
-    with: req(r, 'with', 64),
-    before: str(r, 'before', { optional: true, max: 64 }),
-    limit: int(r, 'limit', 1, 200),
-  }),
+  'message.ack': (r) => ({ op: 'message.ack', messageIds: ids(r, 'messageIds', 500) }),
+  'messages.history': (r) => {
+    const cmd = {
+      op: 'messages.history' as const,
+      with: str(r, 'with', { optional: true, max: 64 }),
+      before: str(r, 'before', { optional: true, max: 64 }),
+      after: str(r, 'after', { optional: true, max: 64 }),
+      limit: int(r, 'limit', 1, 200),
+    };
+    if (cmd.before !== undefined && cmd.after !== undefined) fail('after', 'cannot be combined with before');
+    return cmd;
+  },
   receipt: (r) => ({ op: 'receipt', to: req(r, 'to', 64), messageId: req(r, 'messageId', 64), kind: oneOf(r, 'kind', ['delivered', 'read'] as const) }),
   typing: (r) => ({ op: 'typing', to: req(r, 'to', 64), state: oneOf(r, 'state', ['composing', 'paused'] as const) }),
   'presence.get': (r) => ({ op: 'presence.get', userIds: ids(r, 'userIds', 100) }),
+  'presence.set': (r) => ({
+    op: 'presence.set',
+    show: oneOf(r, 'show', ['available', 'away', 'chat', 'dnd', 'xa'] as const),
+    status: str(r, 'status', { optional: true, max: 500, min: 0 }),
+  }),
+  'contact.add': (r) => ({ op: 'contact.add', userId: req(r, 'userId', 64) }),
+  'blocks.list': () => ({ op: 'blocks.list' }),
+  'users.resolve': (r) => {
+    const usernames = r.usernames === undefined ? undefined : ids(r, 'usernames', 100);
+    const userIds = r.userIds === undefined ? undefined : ids(r, 'userIds', 100);
+    if (!usernames && !userIds) fail('usernames', 'give usernames or userIds');
+    return { op: 'users.resolve', usernames, userIds };
+  },
 };
 
 export function isUserOp(op: unknown): op is UserCommand['op'] {

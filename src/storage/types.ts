@@ -186,6 +186,8 @@ export interface BlockStore {
   block(blockerId: string, blockedId: string, at: number): Promise<void>;
   /** Everyone the user blocked or was blocked by. */
   blockedEitherWay(userId: string): Promise<Set<string>>;
+  /** Only the users this user blocked (their own block list). */
+  blockedBy(blockerId: string): Promise<string[]>;
 }
 
 export interface Report {
@@ -221,6 +223,8 @@ export interface MessageStore {
   append(message: ChatMessage): Promise<void>;
   /** Newest first; `before` is an exclusive message-id cursor; stops at the match's firstBucket. */
   page(matchId: string, firstBucket: number, opts: { before?: string; limit: number }): Promise<ChatMessage[]>;
+  /** Oldest first, strictly after the `after` cursor (forward paging, e.g. XMPP MAM catch-up). */
+  pageAfter(matchId: string, firstBucket: number, opts: { after: string; limit: number }): Promise<ChatMessage[]>;
   /** Messages not yet acknowledged as delivered by the recipient, oldest first. */
   pendingFor(recipientId: string, limit: number): Promise<ChatMessage[]>;
   markDelivered(recipientId: string, messageIds: string[]): Promise<void>;

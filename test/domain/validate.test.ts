@@ -42,6 +42,12 @@ const valid: Array<[Record<string, unknown>, UserCommand]> = [
   [{ op: 'message.send', to: ID, body: 'hi' }, { op: 'message.send', to: ID, body: 'hi' }],
   [{ op: 'message.send', to: ID, body: 'hi', clientId: 'c-1' }, { op: 'message.send', to: ID, body: 'hi', clientId: 'c-1' }],
   [{ op: 'messages.history', with: ID }, { op: 'messages.history', with: ID }],
+  [{ op: 'messages.history', after: ID }, { op: 'messages.history', after: ID }],
+  [{ op: 'presence.set', show: 'dnd', status: 'busy' }, { op: 'presence.set', show: 'dnd', status: 'busy' }],
+  [{ op: 'contact.add', userId: ID }, { op: 'contact.add', userId: ID }],
+  [{ op: 'blocks.list' }, { op: 'blocks.list' }],
+  [{ op: 'message.ack', messageIds: [ID] }, { op: 'message.ack', messageIds: [ID] }],
+  [{ op: 'users.resolve', usernames: ['alice'] }, { op: 'users.resolve', usernames: ['alice'] }],
   [{ op: 'messages.history', with: ID, before: ID2, limit: 200 }, { op: 'messages.history', with: ID, before: ID2, limit: 200 }],
   [{ op: 'receipt', to: ID, messageId: ID2, kind: 'delivered' }, { op: 'receipt', to: ID, messageId: ID2, kind: 'delivered' }],
   [{ op: 'receipt', to: ID, messageId: ID2, kind: 'read' }, { op: 'receipt', to: ID, messageId: ID2, kind: 'read' }],
@@ -57,7 +63,7 @@ t.test('every op decodes with valid arguments', async (t) => {
     t.same(defined(got), expected, `${String(raw.op)} ${JSON.stringify(Object.keys(raw))}`);
     ops.add(String(raw.op));
   }
-  const all = ['logout', 'ping', 'profile.get', 'profile.update', 'images.upload', 'images.list', 'images.remove', 'images.reorder', 'deck.get', 'swipe', 'matches.list', 'unmatch', 'block', 'report', 'message.send', 'messages.history', 'receipt', 'typing', 'presence.get'];
+  const all = ['logout', 'ping', 'profile.get', 'profile.update', 'images.upload', 'images.list', 'images.remove', 'images.reorder', 'deck.get', 'swipe', 'matches.list', 'unmatch', 'block', 'report', 'message.send', 'messages.history', 'receipt', 'typing', 'presence.get', 'presence.set', 'contact.add', 'blocks.list', 'message.ack', 'users.resolve'];
   t.same([...ops].sort(), [...all].sort(), 'the table covers every user op');
   for (const op of all) t.ok(isUserOp(op), `${op} is a user op`);
 });
@@ -117,7 +123,14 @@ const invalid: Array<[Record<string, unknown>, string]> = [
   [{ op: 'message.send', to: 1, body: 'hi' }, 'to'],
   [{ op: 'message.send', to: ID, body: 'hi', clientId: 5 }, 'clientId'],
   [{ op: 'message.send', to: ID, body: 'hi', clientId: 'c'.repeat(65) }, 'clientId'],
-  [{ op: 'messages.history' }, 'with'],
+  [{ op: 'messages.history', with: 7 }, 'with'],
+  [{ op: 'messages.history', before: ID, after: ID2 }, 'after'],
+  [{ op: 'presence.set', show: 'asleep' }, 'show'],
+  [{ op: 'presence.set', show: 'away', status: 5 }, 'status'],
+  [{ op: 'contact.add' }, 'userId'],
+  [{ op: 'message.ack', messageIds: 'x' }, 'messageIds'],
+  [{ op: 'users.resolve' }, 'usernames'],
+  [{ op: 'users.resolve', userIds: [1] }, 'userIds'],
   [{ op: 'messages.history', with: ID, limit: '10' }, 'limit'],
   [{ op: 'messages.history', with: ID, limit: 201 }, 'limit'],
   [{ op: 'messages.history', with: ID, before: 99 }, 'before'],

@@ -23,6 +23,10 @@ class FakeGateway implements CommandGateway {
   /** set to answer the next execute with this instead of the canned result */
   answerWith: unknown = undefined;
 
+  async startScram(): Promise<never> {
+    throw new KindredError('UNKNOWN_OPERATION');
+  }
+
   verifyToken(token: string): Principal {
     if (token === 'good') return PRINCIPAL;
     if (token === 'expired') throw new KindredError('TOKEN_EXPIRED');

@@ -492,6 +492,8 @@ export function storageContract(t: T, name: string, open: () => Promise<Storage>
     t.same(await s.blocks.blockedEitherWay(b!), new Set([a]), 'the blocked side sees the block');
     t.same(await s.blocks.blockedEitherWay(c!), new Set([a]), 'the blocker sees it');
     t.same(await s.blocks.blockedEitherWay(d!), new Set(), 'nobody');
+    t.same(await s.blocks.blockedBy(a!), [b], "a's own block list holds only whom a blocked");
+    t.same(await s.blocks.blockedBy(b!), [], 'being blocked is not on your own list');
 
     const r1 = { reportId: newId(), reporterId: a!, reportedId: b!, reason: 'spam', details: 'sent links', createdAt: 10 };
     const r2 = { reportId: newId(), reporterId: c!, reportedId: b!, reason: 'abuse', details: '', createdAt: 11 };
@@ -554,6 +556,22 @@ export function storageContract(t: T, name: string, open: () => Promise<Storage>
     t.same(fromMiddle.map((m) => m.messageId), newestFirst.slice(1000, 1003).map((m) => m.messageId), 'a cursor at the last April message continues in March');
     t.same(await s.messages.page(matchId, 202503, { before: newestFirst[1999]!.messageId, limit: 10 }), [], 'nothing before the oldest');
     t.same(await s.messages.page(newId(), 202503, { limit: 10 }), [], 'an empty conversation');
+
+    // Forward paging (oldest first after a cursor) walks the same history the other way.
+    const oldestFirst = [...newestFirst].reverse();
+    const forward: ChatMessage[] = [];
+    let after = '00000000-0000-0000-0000-000000000000';
+    for (let pages = 0; pages < 200; pages++) {
+      const page = await s.messages.pageAfter(matchId, 202503, { after, limit: 41 });
+      if (page.length === 0) break;
+      t.ok(page.length <= 41, 'forward page respects the limit');
+      forward.push(...page);
+      after = page[page.length - 1]!.messageId;
+    }
+    t.same(forward.map((m) => m.messageId), oldestFirst.map((m) => m.messageId), 'oldest first, no gaps, across the bucket boundary');
+    const afterMarch = await s.messages.pageAfter(matchId, 202503, { after: oldestFirst[999]!.messageId, limit: 2 });
+    t.same(afterMarch.map((m) => m.messageId), oldestFirst.slice(1000, 1002).map((m) => m.messageId), 'a cursor at the last March message continues in April');
+    t.same(await s.messages.pageAfter(matchId, 202503, { after: oldestFirst[1999]!.messageId, limit: 5 }), [], 'nothing after the newest');
   });
 
   withStore('messages: pendingFor, markDelivered, idempotent append', async (t, s) => {

@@ -100,6 +100,8 @@ export class SqliteMessageStore implements MessageStore {
   private readonly insertPending;
   private readonly newestBucket;
   private readonly pageStmt;
+  private readonly pageAfterStmt;
+  private readonly oldestBucketAfter;
   private readonly pendingStmt;
   private readonly deletePending;
   private readonly upsertMarker;
@@ -125,6 +127,14 @@ export class SqliteMessageStore implements MessageStore {
       .pluck();
     this.pageStmt = db.prepare(`SELECT * FROM messages_by_conversation
       WHERE match_id = ? AND bucket = ? AND message_id < ? ORDER BY message_id DESC LIMIT ?`);
+    this.pageAfterStmt = db.prepare(`SELECT * FROM messages_by_conversation
+      WHERE match_id = ? AND bucket = ? AND message_id > ? ORDER BY message_id ASC LIMIT ?`);
+    this.oldestBucketAfter = db
+      .prepare(
+        `SELECT bucket FROM messages_by_conversation WHERE match_id = ? AND bucket BETWEEN ? AND ?
+         ORDER BY bucket ASC LIMIT 1`,
+      )
+      .pluck();
     this.pendingStmt = db.prepare(`SELECT m.* FROM pending_by_recipient p
       JOIN messages_by_conversation m ON m.match_id = p.match_id AND m.bucket = p.bucket AND m.message_id = p.message_id
       WHERE p.recipient_id = ? ORDER BY p.message_id LIMIT ?`);
@@ -205,6 +215,22 @@ export class SqliteMessageStore implements MessageStore {
         const rows = this.pageStmt.all(matchId, bucket, before, limit - out.length) as MessageRow[];
         for (const r of rows) out.push(toMessage(r));
         bucket = this.newestBucket.get(matchId, firstBucket, bucket - 1) as number | undefined;
+      }
+      return out;
+    });
+  }
+
+  pageAfter(matchId: string, firstBucket: number, opts: { after: string; limit: number }): Promise<ChatMessage[]> {
+    const limit = Math.floor(opts.limit);
+    if (!(limit > 0)) return Promise.resolve([]);
+    return read(() => {
+      const out: ChatMessage[] = [];
+      // Walk non-empty buckets upwards from the first one (a key seek each).
+      let bucket = this.oldestBucketAfter.get(matchId, firstBucket, MAX_BUCKET) as number | undefined;
+      while (bucket !== undefined && out.length < limit) {
+        const rows = this.pageAfterStmt.all(matchId, bucket, opts.after, limit - out.length) as MessageRow[];
+        for (const r of rows) out.push(toMessage(r));
+        bucket = this.oldestBucketAfter.get(matchId, bucket + 1, MAX_BUCKET) as number | undefined;
       }
       return out;
     });

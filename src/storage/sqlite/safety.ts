@@ -25,6 +25,10 @@ export class SqliteBlockStore implements BlockStore {
     return write(this.ctx, () => this.blockTx.immediate(blockerId, blockedId, at));
   }
 
+  blockedBy(blockerId: string): Promise<string[]> {
+    return read(() => this.blockedStmt.all(blockerId) as string[]);
+  }
+
   blockedEitherWay(userId: string): Promise<Set<string>> {
     return read(() => new Set([...(this.blockedStmt.all(userId) as string[]), ...(this.blockersStmt.all(userId) as string[])]));
   }
