@@ -104,3 +104,20 @@ t.test('open messaging lets any users talk; matches messaging does not', async (
   t.type(sent.messageId, 'string', 'a first message opens the conversation');
   await t.rejects(pWs.request('message.send', { to: '01a217f7-e3ad-7000-89ea-b94b16aebb0b', body: 'x' }), { code: 'NOT_FOUND' });
 });
+
+t.test('the same commands over REST', async (t) => {
+  const server = await startTestServer(t);
+  const [a, b] = await matchedPair(server, 'rest');
+  const { base } = server;
+  t.equal((await api(base, 'PUT', '/v1/presence', { token: a.token, json: { show: 'dnd', status: 'busy' } })).status, 200);
+  t.equal((await api(base, 'PUT', '/v1/presence', { token: a.token, json: { show: 'nap' } })).status, 422);
+  const sent = await api(base, 'POST', '/v1/messages', { token: a.token, json: { to: b.userId, body: 'hey' } });
+  const archive = await api(base, 'GET', '/v1/messages?limit=10', { token: b.token });
+  t.same(archive.body.messages.map((m: { messageId: string }) => m.messageId), [sent.body.messageId]);
+  t.equal((await api(base, 'POST', '/v1/messages/ack', { token: b.token, json: { messageIds: [sent.body.messageId] } })).status, 200);
+  const users = await api(base, 'GET', `/v1/users?usernames=${a.username}`, { token: b.token });
+  t.same(users.body.users, [{ userId: a.userId, username: a.username }]);
+  t.equal((await api(base, 'POST', '/v1/blocks', { token: b.token, json: { userId: a.userId } })).status, 200);
+  t.same((await api(base, 'GET', '/v1/blocks', { token: b.token })).body.userIds, [a.userId]);
+  t.equal((await api(base, 'POST', '/v1/contacts', { token: a.token, json: { userId: b.userId } })).status, 403, 'no contact with someone who blocked you');
+});

@@ -124,8 +124,15 @@ function schemas(): Record<string, Schema> {
       userId: id,
       online: { type: 'boolean' },
       lastActiveAt: { anyOf: [epochMs, { type: 'null' }], description: 'null when the user hides presence' },
-    }),
+      show: { type: 'string', enum: ['available', 'away', 'chat', 'dnd', 'xa'], description: 'only while online' },
+      status: str('only while online, if set'),
+    }, ['userId', 'online', 'lastActiveAt']),
     PresenceResult: obj({ presence: { type: 'array', items: ref('Presence') } }),
+    PresenceRequest: obj({ show: { type: 'string', enum: ['available', 'away', 'chat', 'dnd', 'xa'] }, status: str() }, ['show']),
+    AckRequest: obj({ messageIds: { type: 'array', items: id } }),
+    ContactResult: obj({ matchId: id }),
+    BlockList: obj({ userIds: { type: 'array', items: id } }),
+    UserList: obj({ users: { type: 'array', items: obj({ userId: id, username: str() }) } }),
     Health: obj({ status: { type: 'string', enum: ['ok', 'unavailable'] } }),
   };
 }
@@ -193,6 +200,25 @@ const docs: Record<string, OperationDoc> = {
   getPresence: {
     response: 'PresenceResult',
     query: [{ name: 'userIds', required: true, schema: { type: 'string' }, description: 'comma separated user ids' }],
+  },
+  setPresence: { request: 'PresenceRequest', response: 'Ok' },
+  getArchive: {
+    response: 'MessagePage',
+    query: [
+      { name: 'before', schema: id, description: 'exclusive cursor: the `next` of the previous (newer) page' },
+      { name: 'after', schema: id, description: 'exclusive cursor for forward paging: messages after it, oldest first' },
+      { name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 200 }, description: 'page size' },
+    ],
+  },
+  ackMessages: { request: 'AckRequest', response: 'Ok' },
+  addContact: { request: 'BlockRequest', response: 'ContactResult', errors: ['NOT_MATCHED', 'NOT_FOUND'] },
+  listBlocks: { response: 'BlockList' },
+  resolveUsers: {
+    response: 'UserList',
+    query: [
+      { name: 'usernames', schema: { type: 'string' }, description: 'comma separated usernames' },
+      { name: 'userIds', schema: { type: 'string' }, description: 'comma separated user ids' },
+    ],
   },
   health: { response: 'Health', description: '503 with {"status":"unavailable"} while the node is not ready.' },
   metrics: { response: { contentType: 'text/plain', schema: { type: 'string' }, description: 'Prometheus text exposition format 0.0.4' } },

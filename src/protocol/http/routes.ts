@@ -256,6 +256,37 @@ export const routes: Route[] = [
     }),
   command({ id: 'getPresence', method: 'get', path: '/v1/presence', body: 'none', op: 'presence.get', tag: 'chat', summary: 'Online state and last activity of some of your matches' },
     (ctx) => ({ op: 'presence.get', userIds: queryIdList(ctx.query, 'userIds') })),
+  command({ id: 'setPresence', method: 'put', path: '/v1/presence', body: 'json', op: 'presence.set', tag: 'chat', summary: 'Say how available you are (shown to matches while you are online)' },
+    (ctx) => {
+      const f = new Fields(ctx.body, '', ['show', 'status']);
+      const show = f.oneOf('show', ['available', 'away', 'chat', 'dnd', 'xa'] as const);
+      const status = f.optionalString('status');
+      return status === undefined ? { op: 'presence.set', show } : { op: 'presence.set', show, status };
+    }),
+  command({ id: 'getArchive', method: 'get', path: '/v1/messages', body: 'none', op: 'messages.history', tag: 'chat', summary: 'All your conversations merged: newest first, or oldest first after a cursor' },
+    (ctx) => {
+      const cmd: Extract<UserCommand, { op: 'messages.history' }> = { op: 'messages.history' };
+      const before = queryId(ctx.query, 'before');
+      const after = queryId(ctx.query, 'after');
+      const limit = queryInteger(ctx.query, 'limit', 1, 200);
+      if (before !== undefined) cmd.before = before;
+      if (after !== undefined) cmd.after = after;
+      if (limit !== undefined) cmd.limit = limit;
+      return cmd;
+    }),
+  command({ id: 'ackMessages', method: 'post', path: '/v1/messages/ack', body: 'json', op: 'message.ack', tag: 'chat', summary: 'Confirm messages reached this device, without a receipt to the sender' },
+    (ctx) => ({ op: 'message.ack', messageIds: new Fields(ctx.body, '', ['messageIds']).ids('messageIds') })),
+  command({ id: 'addContact', method: 'post', path: '/v1/contacts', body: 'json', op: 'contact.add', tag: 'chat', summary: 'Add a contact: an existing match, or anyone when messaging is open' },
+    (ctx) => ({ op: 'contact.add', userId: new Fields(ctx.body, '', ['userId']).id('userId') })),
+  command({ id: 'listBlocks', method: 'get', path: '/v1/blocks', body: 'none', op: 'blocks.list', tag: 'discovery', summary: 'The users you blocked' },
+    () => ({ op: 'blocks.list' })),
+  command({ id: 'resolveUsers', method: 'get', path: '/v1/users', body: 'none', op: 'users.resolve', tag: 'profile', summary: 'Map usernames to user ids (and back)' },
+    (ctx) => {
+      const usernames = (ctx.query.get('usernames') ?? '').split(',').filter(Boolean);
+      const userIds = (ctx.query.get('userIds') ?? '').split(',').filter(Boolean);
+      if (usernames.length === 0 && userIds.length === 0) throw new KindredError('INVALID_ARGUMENT', 'usernames: give usernames or userIds (comma separated)');
+      return { op: 'users.resolve', ...(usernames.length ? { usernames } : {}), ...(userIds.length ? { userIds } : {}) };
+    }),
 
   // ── operations ────────────────────────────────────────────────────────
   {
