@@ -12,7 +12,7 @@ const USAGE = `usage: npm run bench -- <scenario> [options]
 
 scenarios
   chat     N matched online pairs exchange messages at a fixed open-loop rate
-           --pairs 1000 --rate 5000 --duration 20 --warmup 3 --protocol ws|tcp --body 64 --drain 15
+           --pairs 1000 --rate 5000 --duration 20 --warmup 3 --protocol ws|tcp --body 64 --drain 30
   swipes   M users with profiles swipe random targets (50% like), bounded concurrency, max throughput
            --users 1000 --concurrency 128 --duration 20 --warmup 3 --protocol ws|tcp --like 0.5
   idle     N authenticated idle connections: server RSS per connection, connect+auth rate
@@ -38,7 +38,9 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).then(
   () => process.exit(process.exitCode ?? 0),
   (err) => {
-    console.error(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    // a stack trace only when asked for (BENCH_DEBUG=1): most failures are bad options or a server that did not start
+    const detail = err instanceof Error ? (process.env.BENCH_DEBUG ? (err.stack ?? err.message) : err.message) : String(err);
+    console.error(`bench: ${detail}`);
     process.exit(1);
   },
 );
