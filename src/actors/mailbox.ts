@@ -1,12 +1,31 @@
 /**
- * A bounded mailbox processed one message at a time. Overflow policy: reject the
- * new message with OVERLOADED (backpressure reaches the sender, memory stays
- * bounded); messages already accepted are always processed.
+ * A bounded mailbox processed one message at a time.
+ *
+ * Overflow policy: reject the new message with OVERLOADED (backpressure reaches the
+ * sender, memory stays bounded); messages already accepted are processed, except
+ * those whose sender has already given up: a letter past its deadline is dropped
+ * unprocessed with TIMEOUT, so a timed-out request never takes effect later and a
+ * backlog sheds itself instead of growing.
+ *
+ * A handler may answer with `later(promise)`: the mailbox moves on to the next
+ * message at once and the reply settles when the promise does. Actors use this to
+ * release their turn while a durable write completes (the write was already queued
+ * in order, so per-actor ordering is kept).
  */
 import { KindredError } from '../errors.js';
 
+export class Later<R> {
+  constructor(readonly promise: Promise<R>) {}
+}
+
+/** Answer with the outcome of `promise` without holding the actor's turn while it settles. */
+export function later<R>(promise: Promise<R>): Later<R> {
+  return new Later(promise);
+}
+
 interface Letter<M, R> {
   msg: M;
+  deadline: number;
   resolve: (value: R) => void;
   reject: (err: unknown) => void;
 }
@@ -18,7 +37,8 @@ export class Mailbox<M, R> {
 
   constructor(
     private readonly limit: number,
-    private readonly process: (msg: M) => Promise<R> | R,
+    private readonly process: (msg: M) => Promise<R | Later<R>> | R | Later<R>,
+    private readonly now: () => number = Date.now,
   ) {}
 
   get depth(): number {
@@ -29,12 +49,13 @@ export class Mailbox<M, R> {
     return !this.running && this.queue.length === this.head;
   }
 
-  post(msg: M): Promise<R> {
+  /** `deadline` (epoch ms): after it the letter is dropped unprocessed with TIMEOUT. */
+  post(msg: M, deadline = Infinity): Promise<R> {
     if (this.queue.length - this.head >= this.limit) {
       return Promise.reject(new KindredError('OVERLOADED', 'actor mailbox is full'));
     }
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ msg, resolve, reject });
+      this.queue.push({ msg, deadline, resolve, reject });
       if (!this.running) void this.drain();
     });
   }
@@ -49,8 +70,14 @@ export class Mailbox<M, R> {
           this.queue.splice(0, this.head);
           this.head = 0;
         }
+        if (letter.deadline < this.now()) {
+          letter.reject(new KindredError('TIMEOUT', 'the request expired before the actor reached it'));
+          continue;
+        }
         try {
-          letter.resolve(await this.process(letter.msg));
+          const out = await this.process(letter.msg);
+          if (out instanceof Later) out.promise.then(letter.resolve, letter.reject);
+          else letter.resolve(out);
         } catch (err) {
           // Errors are caught per message: one bad message never stops the actor.
           letter.reject(err);

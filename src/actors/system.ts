@@ -12,13 +12,14 @@
 import type { Bus, Subscription } from './bus.js';
 import type { ShardMap } from './shards.js';
 import type { Clock } from './clock.js';
-import { Mailbox } from './mailbox.js';
+import { Mailbox, type Later } from './mailbox.js';
 import { KindredError } from '../errors.js';
 
 export interface Actor<M, R> {
   /** Loads state (from storage) before the first message. */
   activate(): Promise<void>;
-  receive(msg: M): Promise<R> | R;
+  /** May answer `later(promise)` to release its turn while the reply settles (see mailbox.ts). */
+  receive(msg: M): Promise<R | Later<R>> | R | Later<R>;
   /** Whether the actor may be passivated now, e.g. false while it holds live sessions. */
   canPassivate(): boolean;
   /** Flushes anything it keeps before being dropped from memory. */
@@ -28,6 +29,8 @@ export interface Actor<M, R> {
 interface Envelope<M> {
   id: string;
   msg: M;
+  /** epoch ms after which the asker has given up: the letter is then dropped unprocessed */
+  deadline?: number;
   /** 1 = only deliver if the actor is already active (do not activate it for this) */
   ifActive?: 1;
 }
@@ -80,7 +83,9 @@ export class ActorSystem<M, R> {
 
   /** Request/reply to the actor `id`, wherever it lives. */
   ask(id: string, msg: M): Promise<R> {
-    const envelope: Envelope<M> = { id, msg };
+    // The deadline is a little shorter than the bus timeout, so a request the asker
+    // reports as timed out has certainly not been (and will not be) processed.
+    const envelope: Envelope<M> = { id, msg, deadline: this.opts.clock.now() + Math.max(1, this.opts.askTimeoutMs - 250) };
     return this.opts.bus.request(this.subject(this.opts.shards.shardOf(id)), envelope, this.opts.askTimeoutMs) as Promise<R>;
   }
 
@@ -142,14 +147,14 @@ export class ActorSystem<M, R> {
     }
     cell.lastUsed = this.opts.clock.now();
     const target = cell;
-    return target.ready.then(() => target.mailbox.post(envelope.msg));
+    return target.ready.then(() => target.mailbox.post(envelope.msg, envelope.deadline));
   }
 
   private activate(id: string): Cell<M, R> {
     const actor = this.opts.create(id);
     const cell: Cell<M, R> = {
       actor,
-      mailbox: new Mailbox<M, R>(this.opts.mailboxLimit, (m) => actor.receive(m)),
+      mailbox: new Mailbox<M, R>(this.opts.mailboxLimit, (m) => actor.receive(m), () => this.opts.clock.now()),
       ready: actor.activate(),
       lastUsed: this.opts.clock.now(),
     };

@@ -9,6 +9,7 @@
  * in the domain service.
  */
 import type { Actor, ActorSystem } from './system.js';
+import { later, type Later } from './mailbox.js';
 import type { Bus } from './bus.js';
 import type { Clock } from './clock.js';
 import type { KindredConfig } from '../config.js';
@@ -88,7 +89,8 @@ export class UserActor implements Actor<UserMsg, unknown> {
   private lastActiveAt = 0;
   private readonly likes: TokenBucket;
   private readonly messages: TokenBucket;
-  private readonly recentClientIds = new Map<string, { messageId: string; sentAt: number }>();
+  /** replies to recent message.send by clientId (pending or settled), so a retry never stores twice */
+  private readonly recentClientIds = new Map<string, Promise<{ messageId: string; sentAt: number }>>();
 
   constructor(
     readonly userId: string,
@@ -124,7 +126,7 @@ export class UserActor implements Actor<UserMsg, unknown> {
     // Everything durable is written as it happens; nothing to flush.
   }
 
-  receive(msg: UserMsg): Promise<unknown> | unknown {
+  receive(msg: UserMsg): Promise<unknown> | Later<unknown> | unknown {
     switch (msg.k) {
       case 'cmd':
         return this.command(msg.cmd, msg.connId);
@@ -173,7 +175,7 @@ export class UserActor implements Actor<UserMsg, unknown> {
 
   // ---- commands -------------------------------------------------------------
 
-  private command(cmd: ActorCommand, connId: string | undefined): Promise<unknown> {
+  private command(cmd: ActorCommand, connId: string | undefined): Promise<unknown> | Later<unknown> {
     switch (cmd.op) {
       case 'swipe':
         return this.swipe(cmd.targetId, cmd.kind);
@@ -235,15 +237,34 @@ export class UserActor implements Actor<UserMsg, unknown> {
     return { matched: match.endedAt === null, matchId: match.matchId };
   }
 
-  private async send(to: string, body: string, clientId: string | undefined, connId: string | undefined): Promise<{ messageId: string; sentAt: number }> {
-    const { storage, clock, config } = this.deps;
+  /**
+   * Checks, orders and stores a message. The actor's turn ends once the message is
+   * queued for its durable write (appends are committed in call order), so the
+   * next message, a delivery or a receipt is not held up by the disk; the reply,
+   * the delivery to the recipient and the echo to other devices all wait for
+   * durability, in order.
+   */
+  private async send(to: string, body: string, clientId: string | undefined, connId: string | undefined): Promise<Later<unknown>> {
+    const { config } = this.deps;
     if (typeof body !== 'string' || body.length === 0) throw new KindredError('INVALID_ARGUMENT', 'body: must be a non-empty string');
     if (body.length > config.limits.maxMessageChars) throw new KindredError('PAYLOAD_TOO_LARGE', `body: at most ${config.limits.maxMessageChars} characters`);
     if (clientId !== undefined) {
       const seen = this.recentClientIds.get(clientId);
-      if (seen) return seen; // a retry of a message we already stored: same answer, no duplicate
+      if (seen) return later(seen); // a retry of a message already accepted: same answer, no duplicate
     }
     const match = await this.activeMatch(to);
+    const reply = this.store(match, to, body, connId);
+    if (clientId !== undefined) {
+      this.recentClientIds.set(clientId, reply);
+      // A failed write may be retried under the same clientId.
+      reply.catch(() => this.recentClientIds.get(clientId) === reply && this.recentClientIds.delete(clientId));
+      if (this.recentClientIds.size > CLIENT_ID_MEMORY) this.recentClientIds.delete(this.recentClientIds.keys().next().value!);
+    }
+    return later(reply);
+  }
+
+  private async store(match: MatchState, to: string, body: string, connId: string | undefined): Promise<{ messageId: string; sentAt: number }> {
+    const { storage, clock } = this.deps;
     const now = clock.now();
     if (!this.messages.take(now)) throw new KindredError('RATE_LIMITED', 'too many messages, slow down');
     const message: ChatMessage = {
@@ -261,12 +282,7 @@ export class UserActor implements Actor<UserMsg, unknown> {
     this.deps.users().tell(to, { k: 'deliver', message: view });
     // The sender's other devices see what was sent from this one.
     this.push({ type: 'message', message: view }, connId);
-    const reply = { messageId: message.messageId, sentAt: now };
-    if (clientId !== undefined) {
-      this.recentClientIds.set(clientId, reply);
-      if (this.recentClientIds.size > CLIENT_ID_MEMORY) this.recentClientIds.delete(this.recentClientIds.keys().next().value!);
-    }
-    return reply;
+    return { messageId: message.messageId, sentAt: now };
   }
 
   private async receipt(to: string, messageId: string, kind: 'delivered' | 'read'): Promise<{ ok: true }> {

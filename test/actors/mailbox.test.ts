@@ -3,7 +3,7 @@
  * at a time, FIFO, bounded with OVERLOADED, and one failing message never stops the rest.
  */
 import t from 'tap';
-import { Mailbox } from '../../src/actors/mailbox.js';
+import { Mailbox, later } from '../../src/actors/mailbox.js';
 import { ActorSystem, type Actor } from '../../src/actors/system.js';
 import { LocalBus } from '../../src/actors/bus.js';
 import { ShardMap } from '../../src/actors/shards.js';
@@ -267,4 +267,43 @@ t.test('ActorSystem: an error in one message does not stop later ones', async (t
   }
   t.same(await after, { seq: 2 }, 'the next message is processed');
   t.equal(await system.ask('x', { k: 'count' }), 2, 'the actor kept its state');
+});
+
+t.test('a letter past its deadline is dropped unprocessed with TIMEOUT', async (t) => {
+  let now = 1000;
+  const processed: number[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const box = new Mailbox<number, number>(10, async (n) => {
+    if (n === 0) await gate;
+    processed.push(n);
+    return n;
+  }, () => now);
+  const first = box.post(0);
+  const expired = box.post(1, 1500);
+  const fresh = box.post(2, 5000);
+  now = 2000; // the asker of letter 1 gave up while letter 0 was being processed
+  release();
+  t.equal(await first, 0);
+  await t.rejects(expired, { code: 'TIMEOUT' });
+  t.equal(await fresh, 2);
+  t.same(processed, [0, 2], 'the expired letter never reached the actor');
+});
+
+t.test('later(): the next letter runs while a deferred reply settles, and replies keep their own outcome', async (t) => {
+  const order: string[] = [];
+  let finishWrite!: (v: string) => void;
+  const box = new Mailbox<string, unknown>(10, (m) => {
+    order.push(`start ${m}`);
+    if (m === 'write') return later(new Promise<string>((r) => (finishWrite = r)));
+    return `done ${m}`;
+  });
+  const write = box.post('write');
+  const read = box.post('read');
+  t.equal(await read, 'done read', 'the second letter did not wait for the first reply');
+  t.same(order, ['start write', 'start read']);
+  finishWrite('written');
+  t.equal(await write, 'written');
+  const failing = new Mailbox<string, unknown>(10, () => later(Promise.reject(new Error('disk'))));
+  await t.rejects(failing.post('x'), { message: 'disk' }, 'a deferred failure rejects that letter');
 });

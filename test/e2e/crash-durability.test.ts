@@ -18,7 +18,7 @@ interface Spawned {
 
 function startServerProcess(dataDir: string, configFile: string): Promise<Spawned> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '--config', configFile, '--data-dir', dataDir, '--http-port', '0', '--tcp-port', '0', '--log-level', 'warn'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '--config', configFile, '--data-dir', dataDir, '--http-port', '0', '--tcp-port', '0', '--xmpp-port', '0', '--xmpp-tls-port', '0', '--log-level', 'warn'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';

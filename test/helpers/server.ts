@@ -29,6 +29,7 @@ export function testConfig(dataDir: string, overrides: DeepPartial<KindredConfig
     tcpPort: 0,
     logLevel: 'silent',
     ...overrides,
+    xmpp: { port: 0, tlsPort: 0, ...(overrides.xmpp ?? {}) },
     auth: { scryptN: 1024, scramIterations: 4096, registration: true, ...(overrides.auth ?? {}) },
     limits: { likesPerMinute: 6000, likesBurst: 1000, messagesPerSecond: 1000, messagesBurst: 1000, ...(overrides.limits ?? {}) },
   });
