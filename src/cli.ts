@@ -8,9 +8,10 @@ import { startNode } from './node.js';
 
 const USAGE = `usage: kindred start [--config FILE] [--data-dir DIR] [--host HOST] [--http-port N] [--tcp-port N]
                      [--domain NAME] [--node-id ID] [--log-level LEVEL] [--token-secret HEX]
-                     [--tls-cert FILE --tls-key FILE]
+                     [--tls-cert FILE --tls-key FILE] [--xmpp-port N] [--xmpp-tls-port N]
 Environment: KINDRED_CONFIG, KINDRED_DATA_DIR, KINDRED_HOST, KINDRED_HTTP_PORT, KINDRED_TCP_PORT,
-             KINDRED_DOMAIN, KINDRED_NODE_ID, KINDRED_LOG_LEVEL, KINDRED_TOKEN_SECRET, KINDRED_TLS_CERT, KINDRED_TLS_KEY`;
+             KINDRED_DOMAIN, KINDRED_NODE_ID, KINDRED_LOG_LEVEL, KINDRED_TOKEN_SECRET, KINDRED_TLS_CERT, KINDRED_TLS_KEY,
+             KINDRED_XMPP_PORT, KINDRED_XMPP_TLS_PORT`;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -28,11 +29,13 @@ async function main(argv: string[]): Promise<void> {
   const log = createLogger(config.logLevel, { node: config.nodeId });
   const node = await startNode(config, log);
   const scheme = config.tls ? 'https' : 'http';
-  log.info({ dataDir: config.dataDir, http: node.httpPort, tcp: node.tcpPort }, 'kindred started');
+  log.info({ dataDir: config.dataDir, http: node.httpPort, tcp: node.tcpPort, xmpp: node.xmppPort, xmppTls: node.xmppTlsPort }, 'kindred started');
   console.log(`kindred ${config.nodeId} ready (embedded mode, data in ${config.dataDir})`);
   console.log(`  HTTP + REST   ${scheme}://${config.host}:${node.httpPort}/v1   (OpenAPI at /openapi.json, health at /healthz, metrics at /metrics)`);
   console.log(`  native WS     ${config.tls ? 'wss' : 'ws'}://${config.host}:${node.httpPort}/ws`);
   console.log(`  native TCP    ${config.host}:${node.tcpPort}${config.tls ? ' (TLS)' : ''}`);
+  console.log(`  XMPP c2s      ${config.host}:${node.xmppPort} (STARTTLS), ${config.host}:${node.xmppTlsPort} (direct TLS), domain ${config.domain}`);
+  console.log(`  XMPP WS       ${config.tls ? 'wss' : 'ws'}://${config.host}:${node.httpPort}/xmpp-websocket`);
 
   let stopping = false;
   const shutdown = (signal: string) => {

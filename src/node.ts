@@ -24,10 +24,15 @@ import { openEmbeddedStorage } from './storage/embedded.js';
 import { createHttpServer } from './protocol/http/server.js';
 import { attachNativeWebSocket } from './protocol/native/ws.js';
 import { NativeTcpListener } from './protocol/native/tcp.js';
+import { startXmpp, type XmppServer } from './protocol/xmpp/server.js';
 
 export interface KindredNode {
   httpPort: number;
   tcpPort: number;
+  /** XMPP c2s with STARTTLS (RFC 6120) */
+  xmppPort: number;
+  /** XMPP c2s with direct TLS (XEP-0368) */
+  xmppTlsPort: number;
   service: KindredService;
   metrics: Metrics;
   /** Drains connections, lets actors finish, flushes storage. */
@@ -131,28 +136,49 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     onConnectionCount: (d) => metrics.connections.inc({ transport: 'tcp' }, d),
     onServerClose: (reason) => metrics.disconnects.inc({ reason }),
   });
-  const httpPort = await http.listen(config.host, config.httpPort);
-  const tcpPort = await tcp.listen(config.host, config.tcpPort);
+  let xmpp: XmppServer | undefined;
+  const shutdown = async () => {
+    ready = false;
+    ws.close();
+    await xmpp?.close();
+    http.close();
+    await tcp.close();
+    clearInterval(pruneTimer);
+    await users.stop();
+    hub.stop();
+    if (!overrides.bus) await bus.close();
+    if (!overrides.storage) await storage.close();
+  };
+  let httpPort: number;
+  let tcpPort: number;
+  try {
+    httpPort = await http.listen(config.host, config.httpPort);
+    tcpPort = await tcp.listen(config.host, config.tcpPort);
+    xmpp = await startXmpp({
+      gateway: service,
+      config,
+      log,
+      images,
+      app: http.app,
+      onConnectionCount: (d) => metrics.connections.inc({ transport: 'xmpp' }, d),
+    });
+  } catch (err) {
+    // A listener could not start (a port in use…): release what did start, so nothing leaks.
+    await shutdown().catch(() => undefined);
+    throw err;
+  }
   ready = true;
 
   let stopping: Promise<void> | undefined;
   return {
     httpPort,
     tcpPort,
+    xmppPort: xmpp.ports.port,
+    xmppTlsPort: xmpp.ports.tlsPort,
     service,
     metrics,
     stop() {
-      stopping ??= (async () => {
-        ready = false;
-        ws.close();
-        http.close();
-        await tcp.close();
-        clearInterval(pruneTimer);
-        await users.stop();
-        hub.stop();
-        if (!overrides.bus) await bus.close();
-        if (!overrides.storage) await storage.close();
-      })();
+      stopping ??= shutdown();
       return stopping;
     },
   };

@@ -1,0 +1,42 @@
+/**
+ * Per-stream limits: a token bucket on inbound top-level elements (over the rate, processing
+ * waits, and a TCP reader stops reading; the queue in front of it is bounded), and the check
+ * that closes a stalled writer. Stanza size is capped in the parser (parser.ts).
+ */
+import { TokenBucket } from '../../domain/rate-limit.js';
+
+export class StanzaRateLimiter {
+  private readonly bucket: TokenBucket;
+
+  constructor(
+    private readonly perSecond: number,
+    burst: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.bucket = new TokenBucket(perSecond, burst, now());
+  }
+
+  /** 0 if an element may be handled now, else how many ms to wait before asking again. */
+  delayMs(): number {
+    if (this.bucket.take(this.now())) return 0;
+    return Math.max(1, Math.ceil(1000 / this.perSecond));
+  }
+}
+
+/** Inbound queue bounds per stream. */
+export const INBOX = {
+  /** stop reading (TCP) at this many queued elements */
+  pauseAt: 32,
+  /** start again at */
+  resumeAt: 8,
+  /** beyond this the stream fails with <policy-violation/> (a WebSocket cannot be paused) */
+  hardLimit: 1000,
+} as const;
+
+/** Events queued for a session beyond this mean it cannot keep up: it is closed. */
+export const MAX_QUEUED_EVENTS = 5000;
+
+/** True if a writer with this many bytes still unsent has stalled. */
+export function writerStalled(bufferedBytes: number, maxSendBufferBytes: number): boolean {
+  return bufferedBytes > maxSendBufferBytes;
+}
