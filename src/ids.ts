@@ -9,6 +9,22 @@ import { randomBytes } from 'node:crypto';
 let lastMs = 0;
 let counter = 0;
 
+// Random bytes come from a pool refilled 4 KiB at a time: one getrandom call per
+// 512 ids instead of one per id (ids are minted for every message).
+const POOL_SIZE = 4096;
+let pool = randomBytes(POOL_SIZE);
+let poolAt = 0;
+
+function random8(): Buffer {
+  if (poolAt + 8 > POOL_SIZE) {
+    pool = randomBytes(POOL_SIZE);
+    poolAt = 0;
+  }
+  const out = pool.subarray(poolAt, poolAt + 8);
+  poolAt += 8;
+  return out;
+}
+
 export function newId(now: number = Date.now()): string {
   if (now <= lastMs) {
     counter++;
@@ -22,7 +38,7 @@ export function newId(now: number = Date.now()): string {
     lastMs = now;
     counter = 0;
   }
-  const rand = randomBytes(8);
+  const rand = random8();
   const hex = now.toString(16).padStart(12, '0');
   const ver = (0x7000 | counter).toString(16);
   const variant = ((rand[0]! & 0x3f) | 0x80).toString(16).padStart(2, '0') + rand[1]!.toString(16).padStart(2, '0');

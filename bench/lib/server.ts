@@ -96,13 +96,14 @@ export async function startServer(
   const logFile = join(dir, 'server.log');
   const log = createWriteStream(logFile);
 
-  const nodeArgs = [...(opts.nodeArgs ?? [])];
+  // BENCH_SERVER_NODE_ARGS adds node flags to the server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = [...(opts.nodeArgs ?? []), ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)];
   if (entry.endsWith('.ts')) nodeArgs.unshift('--import', 'tsx');
   if (opts.inspect) nodeArgs.unshift('--inspect=127.0.0.1:0');
   let inspectorUrl: string | undefined;
   const child: ChildProcess = spawn(
     process.execPath,
-    [...nodeArgs, entry, 'start', '--config', configFile, '--data-dir', dataDir, '--host', '127.0.0.1', '--http-port', '0', '--tcp-port', '0'],
+    [...nodeArgs, entry, 'start', '--config', configFile, '--data-dir', dataDir, '--host', '127.0.0.1', '--http-port', '0', '--tcp-port', '0', '--xmpp-port', '0', '--xmpp-tls-port', '0'],
     { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KINDRED_CONFIG: '' } },
   );
   let warnings = 0;
