@@ -30,7 +30,7 @@ export interface Bus {
 /** Reply envelope, shared with the NATS bus. */
 export type ReplyEnvelope = { ok: unknown } | { err: { code: string; message: string } };
 
-export const packr = new Packr({ useRecords: false, moreTypes: false });
+export const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true } as ConstructorParameters<typeof Packr>[0]);
 
 export function encodeError(err: unknown): ReplyEnvelope {
   const k = toKindredError(err);
