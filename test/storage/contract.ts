@@ -14,6 +14,7 @@ import { KindredError } from '../../src/errors.js';
 import { monthBucket, newId } from '../../src/ids.js';
 import type {
   Account,
+  BlobStore,
   ChatMessage,
   Gender,
   ImageRecord,
@@ -374,39 +375,10 @@ export function storageContract(t: T, name: string, open: () => Promise<Storage>
     t.same((await s.images.list(owner)).map((r) => r.imageId), reversed, 'a rejected reorder changes nothing');
   });
 
-  withStore('blobs: put, get, overwrite, remove, key validation', async (t, s) => {
-    const data = Buffer.concat([Buffer.from('line one\nline two\r\n\0'), randomBytes(256 * 1024)]);
-    await s.blobs.put('images/abc', data, 'image/png');
-    const got = await s.blobs.get('images/abc');
-    t.ok(got && got.data.equals(data), 'bytes round trip exactly');
-    t.equal(got?.contentType, 'image/png', 'content type round trips');
-
-    await s.blobs.put('images/abc', Buffer.from('v2'), 'image/webp');
-    const v2 = await s.blobs.get('images/abc');
-    t.equal(v2?.data.toString(), 'v2', 'put overwrites');
-    t.equal(v2?.contentType, 'image/webp', 'with the new content type');
-
-    await s.blobs.put('books/x.epub', Buffer.alloc(0), 'application/epub+zip');
-    t.equal((await s.blobs.get('books/x.epub'))?.data.length, 0, 'empty blobs are fine');
-
-    t.equal(await s.blobs.get('images/missing'), undefined, 'missing key');
-    await s.blobs.remove('images/abc');
-    t.equal(await s.blobs.get('images/abc'), undefined, 'removed');
-    await s.blobs.remove('images/abc'); // removing a missing key is not an error
-    t.pass('remove of a missing key resolves');
-
-    const payloads = Array.from({ length: 10 }, (_, i) => Buffer.alloc(64 * 1024, i));
-    await Promise.all(payloads.map((p, i) => s.blobs.put('images/race', p, `image/x-${i}`)));
-    const raced = await s.blobs.get('images/race');
-    const winner = payloads.findIndex((p) => raced?.data.equals(p));
-    t.ok(winner >= 0, 'concurrent puts of one key leave one whole payload');
-    t.equal(raced?.contentType, `image/x-${winner}`, 'with its own content type');
-
-    for (const bad of ['../escape', '/etc/passwd', 'images/../../x', 'images/..', '', 'a//b', 'a\\b', './x', 'images/']) {
-      await rejectsWith(t, s.blobs.put(bad, Buffer.from('x'), 'text/plain'), 'INVALID_ARGUMENT', `put rejects key ${JSON.stringify(bad)}`);
-    }
-    await rejectsWith(t, s.blobs.get('../escape'), 'INVALID_ARGUMENT', 'get rejects a bad key');
-    await rejectsWith(t, s.blobs.remove('/etc/passwd'), 'INVALID_ARGUMENT', 'remove rejects a bad key');
+  // The blob checks live in blobContract, which blob-only backends (S3) run on their own.
+  blobContract(t, name, async () => {
+    const s = await open();
+    return { put: (k, d, c) => s.blobs.put(k, d, c), get: (k) => s.blobs.get(k), remove: (k) => s.blobs.remove(k), close: () => s.close() };
   });
 
   withStore('swipes: first one wins, likes_received, swipedAmong', async (t, s) => {
@@ -616,5 +588,57 @@ export function storageContract(t: T, name: string, open: () => Promise<Storage>
     t.equal(await s.messages.readMarker(matchId, alice), ids[1], 'an older id does not move the marker back');
     await s.messages.setReadMarker(matchId, alice, ids[2]!);
     t.equal(await s.messages.readMarker(matchId, alice), ids[2], 'a newer id moves it forward');
+  });
+}
+
+/**
+ * The blob part of the contract, for any BlobStore (files embedded, S3 in a cluster).
+ * `open` is called once per subtest and must return an empty store; its `close()`, if it
+ * has one, is called afterwards even when assertions fail.
+ */
+export function blobContract(t: T, name: string, open: () => Promise<BlobStore & { close?(): unknown }>): void {
+  const withBlobs = (title: string, fn: (t: T, b: BlobStore) => Promise<void>) =>
+    t.test(`${name}: ${title}`, async (t) => {
+      const b = await open();
+      try {
+        await fn(t, b);
+      } finally {
+        await b.close?.();
+      }
+    });
+
+  withBlobs('blobs: put, get, overwrite, remove, key validation', async (t, b) => {
+    const data = Buffer.concat([Buffer.from('line one\nline two\r\n\0'), randomBytes(256 * 1024)]);
+    await b.put('images/abc', data, 'image/png');
+    const got = await b.get('images/abc');
+    t.ok(got && got.data.equals(data), 'bytes round trip exactly');
+    t.equal(got?.contentType, 'image/png', 'content type round trips');
+
+    await b.put('images/abc', Buffer.from('v2'), 'image/webp');
+    const v2 = await b.get('images/abc');
+    t.equal(v2?.data.toString(), 'v2', 'put overwrites');
+    t.equal(v2?.contentType, 'image/webp', 'with the new content type');
+
+    await b.put('books/x.epub', Buffer.alloc(0), 'application/epub+zip');
+    t.equal((await b.get('books/x.epub'))?.data.length, 0, 'empty blobs are fine');
+
+    t.equal(await b.get('images/missing'), undefined, 'missing key');
+    await b.remove('images/abc');
+    t.equal(await b.get('images/abc'), undefined, 'removed');
+    await b.remove('images/abc'); // removing a missing key is not an error
+    t.pass('remove of a missing key resolves');
+
+    const payloads = Array.from({ length: 10 }, (_, i) => Buffer.alloc(64 * 1024, i));
+    await Promise.all(payloads.map((p, i) => b.put('images/race', p, `image/x-${i}`)));
+    const raced = await b.get('images/race');
+    const winner = payloads.findIndex((p) => raced?.data.equals(p));
+    t.ok(winner >= 0, 'concurrent puts of one key leave one whole payload');
+    t.equal(raced?.contentType, `image/x-${winner}`, 'with its own content type');
+
+    for (const bad of ['../escape', '/etc/passwd', 'images/../../x', 'images/..', '', 'a//b', 'a\\b', './x', 'images/']) {
+      await rejectsWith(t, b.put(bad, Buffer.from('x'), 'text/plain'), 'INVALID_ARGUMENT', `put rejects key ${JSON.stringify(bad)}`);
+    }
+    await rejectsWith(t, b.get('../escape'), 'INVALID_ARGUMENT', 'get rejects a bad key');
+    await rejectsWith(t, b.remove('/etc/passwd'), 'INVALID_ARGUMENT', 'remove rejects a bad key');
   });
 }
