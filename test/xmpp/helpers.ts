@@ -42,7 +42,8 @@ export interface XClient {
 }
 
 export async function xmppLogin(opts: { service: string; domain: string; username: string; password?: string; resource?: string }): Promise<XClient> {
-  const xmpp = client({ service: opts.service, domain: opts.domain, username: opts.username, password: opts.password ?? PASSWORD, resource: opts.resource });
+  // A generous timeout: on a loaded 2-core machine the 2 s default can expire between STARTTLS and the new stream.
+  const xmpp = client({ service: opts.service, domain: opts.domain, username: opts.username, password: opts.password ?? PASSWORD, resource: opts.resource, timeout: 15_000 } as Parameters<typeof client>[0]);
   const received: any[] = [];
   const sent: any[] = [];
   const waiters: Array<{ match: (el: any) => boolean; resolve: (el: any) => void }> = [];
@@ -57,7 +58,14 @@ export async function xmppLogin(opts: { service: string; domain: string; usernam
   });
   xmpp.on('send', (el: any) => sent.push(el));
   xmpp.on('error', () => undefined);
-  const address = await xmpp.start();
+  let address;
+  try {
+    address = await xmpp.start();
+  } catch (err) {
+    // A client whose start failed would keep reconnecting and hold the test open.
+    await xmpp.stop().catch(() => undefined);
+    throw err;
+  }
   return {
     xmpp,
     jid: address.toString(),

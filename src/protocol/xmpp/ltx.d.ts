@@ -28,7 +28,6 @@ declare module '@xmpp/xml' {
     cnode(child: Element): Element;
     append(...nodes: Array<Element | string>): void;
     remove(el: Element | string, xmlns?: string): Element;
-    clone(): Element;
     toString(): string;
   }
 

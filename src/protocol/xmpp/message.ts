@@ -7,9 +7,15 @@
  * stanza: on write, or on a stream-management ack when a module holds it.
  *
  * Messages the user sent from another device are not shown here (that is XEP-0280 carbons,
- * another module). Messages without a body (chat states, receipts…) are left to other modules.
+ * carbons.ts). Messages without a body (chat states, receipts, markers) are left to other modules
+ * (chat-states.ts, receipts.ts), which see every message first (higher onMessage priorities) and
+ * decorate what goes out (outbound middleware); this file stays the plain chat path.
+ *
+ * The one seam it offers: `acceptedMessageId(stanza)` — the message id the domain gave an
+ * inbound chat stanza this module accepted (readable from `onStanzaHandled`), so that XEP-0184 /
+ * XEP-0333 can answer with the id the client used.
  */
-import { xml } from '@xmpp/xml';
+import { xml, type Element } from '@xmpp/xml';
 import { formatJid, jid } from './jid.js';
 import type { XmppModule } from './module.js';
 import { NS } from './ns.js';
@@ -18,6 +24,14 @@ import { StanzaError } from './stanza-errors.js';
 
 const ACK_BATCH_MS = 50;
 const MAX_CLIENT_ID = 64;
+
+/** inbound stanza → the messageId `message.send` answered (weak: gone with the stanza) */
+const accepted = new WeakMap<Element, string>();
+
+/** The message id the domain assigned to this inbound chat stanza, once it was accepted. */
+export function acceptedMessageId(stanza: Element): string | undefined {
+  return accepted.get(stanza);
+}
 
 export const messageModule: XmppModule = {
   name: 'message',
@@ -58,7 +72,8 @@ export const messageModule: XmppModule = {
       if (!peerId) throw new StanzaError('service-unavailable', 'no such user');
       const id = stanza.attrs.id;
       const clientId = id && id.length <= MAX_CLIENT_ID ? id : undefined;
-      await ctx.gateway.execute(session.principal, { op: 'message.send', to: peerId, body, clientId }, session.connId);
+      const { messageId } = await ctx.gateway.execute(session.principal, { op: 'message.send', to: peerId, body, clientId }, session.connId);
+      accepted.set(stanza, messageId);
       return true;
     });
 

@@ -11,12 +11,21 @@ import type { Logger } from 'pino';
 import type { KindredConfig } from '../../config.js';
 import type { CommandGateway } from '../../domain/gateway.js';
 import { bindModule } from './bind.js';
+import { carbonsModule } from './carbons.js';
+import { chatStatesModule } from './chat-states.js';
+import { blockingModule } from './blocking.js';
+import { capsModule } from './caps.js';
 import { loadTlsMaterial } from './cert.js';
+import { csiModule } from './csi.js';
 import { discoModule } from './disco.js';
 import { UserDirectory } from './directory.js';
+import { lastModule } from './last.js';
+import { mamModule } from './mam.js';
 import { messageModule } from './message.js';
 import { ModuleHost, type XmppImages, type XmppModule } from './module.js';
 import { pingModule } from './ping.js';
+import { presenceModule } from './presence.js';
+import { receiptsModule } from './receipts.js';
 import { registerModule } from './register.js';
 import { rosterModule } from './roster.js';
 import { saslModule } from './sasl.js';
@@ -24,9 +33,11 @@ import { XmppSession } from './session.js';
 import { SessionRegistry } from './sessions.js';
 import { StreamError } from './stanza-errors.js';
 import { starttlsModule } from './starttls.js';
+import { streamManagementModule } from './stream-management.js';
 import { XmppTcpListener } from './transport-tcp.js';
 import { attachXmppWebSocket } from './transport-ws.js';
 import type { XmppTransport } from './transport.js';
+import { vcardModule } from './vcard.js';
 
 /** The core modules, in load order (order decides stream feature order). */
 export const coreModules: readonly XmppModule[] = [
@@ -38,6 +49,17 @@ export const coreModules: readonly XmppModule[] = [
   discoModule,
   rosterModule,
   messageModule,
+  chatStatesModule,
+  receiptsModule,
+  carbonsModule,
+  mamModule,
+  presenceModule,
+  lastModule,
+  vcardModule,
+  blockingModule,
+  streamManagementModule,
+  csiModule,
+  capsModule,
 ];
 
 export interface XmppDeps {

@@ -410,18 +410,16 @@ export class XmppSession implements StreamReceiver {
       delete el.attrs.from;
       from = this._username ? jid(this._username, this.domain) : jid('', this.domain);
     }
-    let to: Jid | undefined;
-    if (el.attrs.to !== undefined) {
-      to = parseJid(el.attrs.to);
-      if (!to) {
-        if (el.attrs.type !== 'error' && name !== 'presence') this.send(errorReply(withoutTo(el), new StanzaError('jid-malformed')));
-        return;
-      }
+    const to: Jid | undefined = el.attrs.to !== undefined ? parseJid(el.attrs.to) : undefined;
+    if (el.attrs.to !== undefined && !to) {
+      if (el.attrs.type !== 'error' && name !== 'presence') this.send(errorReply(withoutTo(el), new StanzaError('jid-malformed')));
+    } else {
+      const ctx: StanzaContext = { session: this, stanza: el, from, to };
+      if (name === 'iq') await this.handleIq(ctx);
+      else if (name === 'message') await this.handleRouted(ctx, this.deps.host.messageHandlers(), true);
+      else await this.handleRouted(ctx, this.deps.host.presenceHandlers(), false);
     }
-    const ctx: StanzaContext = { session: this, stanza: el, from, to };
-    if (name === 'iq') await this.handleIq(ctx);
-    else if (name === 'message') await this.handleRouted(ctx, this.deps.host.messageHandlers(), true);
-    else await this.handleRouted(ctx, this.deps.host.presenceHandlers(), false);
+    // Every stanza counts as handled, refused ones too: stream management's `h` must match what the client sent.
     if (bound) for (const hook of this.deps.host.stanzaHandledHooks()) this.runHook(() => hook(this, el), 'stanzaHandled');
   }
 
