@@ -1,0 +1,152 @@
+/**
+ * A real single-node Cassandra 5.0 for a test file: installed on first use with
+ * deploy/cassandra/install.sh (Maven Central, cached in ~/.cache/kindred), started with
+ * deploy/cassandra/start.sh in a fresh temp dir on free loopback ports, stopped (SIGKILL:
+ * the data is thrown away) and removed in teardown. Fails loudly, never skips, when Java 17
+ * or Maven is missing.
+ *
+ * The node runs with -Dcassandra.unsafesystem=true (schema changes skip flushing the system
+ * keyspace), which makes creating a keyspace per test several times faster. Tests only.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface TestCassandra {
+  /** `127.0.0.1:PORT`, for contactPoints. */
+  contactPoint: string;
+  port: number;
+  dir: string;
+  pid: number;
+  /** Seconds from start.sh to CQL accepting connections. */
+  startSeconds: number;
+  stop(): Promise<void>;
+}
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const DEPLOY = path.join(REPO, 'deploy', 'cassandra');
+
+function javaMajor(java: string): string | undefined {
+  const r = spawnSync(java, ['-XshowSettings:properties', '-version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return undefined;
+  return /java\.specification\.version = (\S+)/.exec(r.stderr)?.[1];
+}
+
+/** A Java 17 binary: CASSANDRA_JAVA, `java` on PATH, or Debian's OpenJDK 17. */
+function findJava17(): string {
+  const candidates = [process.env.CASSANDRA_JAVA, 'java', '/usr/lib/jvm/java-17-openjdk-amd64/bin/java', '/usr/lib/jvm/java-17-openjdk-arm64/bin/java'];
+  const seen: string[] = [];
+  for (const c of candidates) {
+    if (!c) continue;
+    const v = javaMajor(c);
+    if (v === '17') return c;
+    seen.push(`${c}: ${v ?? 'not found'}`);
+  }
+  throw new Error(
+    `Cassandra 5.0 needs Java 17 and none was found (${seen.join('; ')}). Install it: apt-get install -y openjdk-17-jdk-headless maven`,
+  );
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${path.basename(args[0] ?? cmd)} failed: ${err.message}\n${stderr.slice(-4000)}`));
+      else resolve({ stdout, stderr });
+    });
+  });
+}
+
+/**
+ * The server runs in its own session (start.sh uses setsid), so it would outlive a test
+ * process that dies without its teardown (a runner timeout, Ctrl-C): kill it then too.
+ */
+function killOnExit(pid: number): void {
+  const kill = () => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  process.once('exit', kill);
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      kill();
+      // Raise it again without this listener, so whoever else handles it (or the default action) ends the process.
+      process.removeListener(sig, onSignal);
+      process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
+}
+
+/** A port nobody listens on right now (the OS's pick). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startCassandra(t: { teardown(fn: () => unknown): void }): Promise<TestCassandra> {
+  const java = findJava17();
+  const env = { ...process.env, CASSANDRA_JAVA: java, PATH: `${path.dirname(java)}:${process.env.PATH ?? ''}` };
+  const home = process.env.KINDRED_CACHE ?? path.join(process.env.HOME ?? tmpdir(), '.cache', 'kindred');
+  if (!existsSync(path.join(home, 'cassandra-5.0', 'VERSION'))) {
+    if (spawnSync('mvn', ['-v'], { encoding: 'utf8' }).status !== 0) {
+      throw new Error('Cassandra is not installed yet and Maven is missing to install it: apt-get install -y maven');
+    }
+  }
+  await run('bash', [path.join(DEPLOY, 'install.sh')], env, 15 * 60_000);
+
+  const dir = mkdtempSync(path.join(tmpdir(), 'kindred-cassandra-'));
+  let port = 0;
+  let storagePort = 0;
+  do {
+    port = await freePort();
+    storagePort = await freePort();
+  } while (port === storagePort);
+  const started = performance.now();
+  let pid: number;
+  try {
+    const { stdout } = await run(
+      'bash',
+      [path.join(DEPLOY, 'start.sh'), dir, String(port)],
+      { ...env, CASSANDRA_STORAGE_PORT: String(storagePort), CASSANDRA_JVM_EXTRA: '-Dcassandra.unsafesystem=true' },
+      240_000,
+    );
+    pid = Number(stdout.trim().split('\n').pop());
+    if (!Number.isInteger(pid)) throw new Error(`start.sh printed no pid: ${stdout}`);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const startSeconds = (performance.now() - started) / 1000;
+  killOnExit(pid);
+  let stopped: Promise<void> | undefined;
+  const node: TestCassandra = {
+    contactPoint: `127.0.0.1:${port}`,
+    port,
+    dir,
+    pid,
+    startSeconds,
+    stop: () =>
+      (stopped ??= (async () => {
+        try {
+          await run('bash', [path.join(DEPLOY, 'stop.sh'), dir, '--now'], env, 60_000);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      })()),
+  };
+  t.teardown(() => node.stop());
+  return node;
+}
