@@ -8,10 +8,10 @@ import { startNode } from './node.js';
 
 const USAGE = `usage: kindred start [--config FILE] [--data-dir DIR] [--host HOST] [--http-port N] [--tcp-port N]
                      [--domain NAME] [--node-id ID] [--log-level LEVEL] [--token-secret HEX]
-                     [--tls-cert FILE --tls-key FILE] [--xmpp-port N] [--xmpp-tls-port N]
+                     [--tls-cert FILE --tls-key FILE] [--xmpp-port N] [--xmpp-tls-port N] [--messaging matches|open]
 Environment: KINDRED_CONFIG, KINDRED_DATA_DIR, KINDRED_HOST, KINDRED_HTTP_PORT, KINDRED_TCP_PORT,
              KINDRED_DOMAIN, KINDRED_NODE_ID, KINDRED_LOG_LEVEL, KINDRED_TOKEN_SECRET, KINDRED_TLS_CERT, KINDRED_TLS_KEY,
-             KINDRED_XMPP_PORT, KINDRED_XMPP_TLS_PORT`;
+             KINDRED_XMPP_PORT, KINDRED_XMPP_TLS_PORT, KINDRED_MESSAGING`;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;

@@ -289,6 +289,9 @@ export class UserActor implements Actor<UserMsg, unknown> {
     const match = this.matches.get(to) ?? (await this.loadMatch(to));
     if (!match) throw new KindredError('NOT_MATCHED');
     const { messages } = this.deps.storage;
+    // Only a message this user received in this conversation can be acknowledged.
+    const message = await messages.get(match.matchId, messageId);
+    if (!message || message.recipientId !== this.userId) throw new KindredError('NOT_FOUND', 'no such message from this user');
     await messages.markDelivered(this.userId, [messageId]);
     if (kind === 'read') await messages.setReadMarker(match.matchId, this.userId, messageId);
     if (match.active) this.deps.users().tell(to, { k: 'receipt', from: this.userId, messageId, kind });

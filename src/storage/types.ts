@@ -223,6 +223,8 @@ export interface MessageStore {
   append(message: ChatMessage): Promise<void>;
   /** Newest first; `before` is an exclusive message-id cursor; stops at the match's firstBucket. */
   page(matchId: string, firstBucket: number, opts: { before?: string; limit: number }): Promise<ChatMessage[]>;
+  /** One message of a conversation by id (its bucket comes from the id's time), or undefined. */
+  get(matchId: string, messageId: string): Promise<ChatMessage | undefined>;
   /** Oldest first, strictly after the `after` cursor (forward paging, e.g. XMPP MAM catch-up). */
   pageAfter(matchId: string, firstBucket: number, opts: { after: string; limit: number }): Promise<ChatMessage[]>;
   /** Messages not yet acknowledged as delivered by the recipient, oldest first. */

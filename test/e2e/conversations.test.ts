@@ -121,3 +121,17 @@ t.test('the same commands over REST', async (t) => {
   t.same((await api(base, 'GET', '/v1/blocks', { token: b.token })).body.userIds, [a.userId]);
   t.equal((await api(base, 'POST', '/v1/contacts', { token: a.token, json: { userId: b.userId } })).status, 403, 'no contact with someone who blocked you');
 });
+
+t.test('receipts only for messages you received in that conversation', async (t) => {
+  const server = await startTestServer(t);
+  const [a, b] = await matchedPair(server, 'rcpt');
+  const aWs = await connectWs(server, a);
+  const bWs = await connectWs(server, b);
+  t.teardown(() => (aWs.close(), bWs.close()));
+  const sent = await aWs.request('message.send', { to: b.userId, body: 'hi' });
+  await t.rejects(aWs.request('receipt', { to: b.userId, messageId: sent.messageId, kind: 'read' }), { code: 'NOT_FOUND' }, 'not your own message');
+  await t.rejects(bWs.request('receipt', { to: a.userId, messageId: '01a217f7-e3ad-7000-89ea-b94b16aebb0b', kind: 'read' }), { code: 'NOT_FOUND' }, 'not a made-up id');
+  await bWs.request('receipt', { to: a.userId, messageId: sent.messageId, kind: 'read' });
+  const r = await aWs.nextEvent((e) => e.type === 'receipt');
+  t.match(r, { type: 'receipt', from: b.userId, messageId: sent.messageId, kind: 'read' });
+});

@@ -529,6 +529,12 @@ export function storageContract(t: T, name: string, open: () => Promise<Storage>
     t.same(await s.messages.page(matchId, 202503, { before: newestFirst[1999]!.messageId, limit: 10 }), [], 'nothing before the oldest');
     t.same(await s.messages.page(newId(), 202503, { limit: 10 }), [], 'an empty conversation');
 
+    const one = newestFirst[1234]!;
+    t.same(await s.messages.get(matchId, one.messageId), one, 'get finds a message by conversation and id');
+    t.equal(await s.messages.get(otherMatch, one.messageId), undefined, 'not in another conversation');
+    t.equal(await s.messages.get(matchId, newId()), undefined, 'nor an unknown id');
+    t.equal(await s.messages.get(matchId, 'not-an-id'), undefined, 'nor a malformed one');
+
     // Forward paging (oldest first after a cursor) walks the same history the other way.
     const oldestFirst = [...newestFirst].reverse();
     const forward: ChatMessage[] = [];

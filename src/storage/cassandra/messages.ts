@@ -33,7 +33,7 @@
  * with no read and no lightweight transaction.
  */
 import { KindredError } from '../../errors.js';
-import { idTime, isId } from '../../ids.js';
+import { idTime, isId, monthBucket } from '../../ids.js';
 import type { ChatMessage, MessageStore } from '../types.js';
 import { toNum, type Row, type Session } from './client.js';
 
@@ -78,6 +78,7 @@ export class CassandraMessageStore implements MessageStore {
   private readonly bucketsDescQ: string;
   private readonly bucketsAscQ: string;
   private readonly pageQ: string;
+  private readonly getQ: string;
   private readonly pageAfterQ: string;
   private readonly pageTopQ: string;
   private readonly pendingForQ: string;
@@ -98,6 +99,7 @@ export class CassandraMessageStore implements MessageStore {
     this.bucketsAscQ = `SELECT bucket FROM ${ks}.conversation_buckets WHERE match_id = ? AND bucket >= ? ORDER BY bucket ASC`;
     const cols = 'match_id, bucket, message_id, sender_id, recipient_id, body, sent_at';
     this.pageQ = `SELECT ${cols} FROM ${ks}.messages_by_conversation WHERE match_id = ? AND bucket = ? AND message_id < ? LIMIT ?`;
+    this.getQ = `SELECT ${cols} FROM ${ks}.messages_by_conversation WHERE match_id = ? AND bucket = ? AND message_id = ?`;
     this.pageTopQ = `SELECT ${cols} FROM ${ks}.messages_by_conversation WHERE match_id = ? AND bucket = ? LIMIT ?`;
     this.pageAfterQ = `SELECT ${cols} FROM ${ks}.messages_by_conversation WHERE match_id = ? AND bucket = ? AND message_id > ?
       ORDER BY message_id ASC LIMIT ?`;
@@ -127,6 +129,12 @@ export class CassandraMessageStore implements MessageStore {
       if (this.knownBuckets.size >= KNOWN_BUCKETS_MAX) this.knownBuckets.clear();
       this.knownBuckets.add(bucketKey);
     }
+  }
+
+  async get(matchId: string, messageId: string): Promise<ChatMessage | undefined> {
+    if (!isId(messageId)) return undefined;
+    const rs = await this.s.execute(this.getQ, [matchId, monthBucket(idTime(messageId)), messageId], { idempotent: true });
+    return rs.rows[0] && fromHistory(rs.rows[0]);
   }
 
   /** Newest first; `before` is an exclusive cursor; walks the non-empty buckets down to firstBucket. */

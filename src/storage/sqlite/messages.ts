@@ -43,6 +43,7 @@
  * down to the match's first bucket.
  */
 import { KindredError } from '../../errors.js';
+import { idTime, isId, monthBucket } from '../../ids.js';
 import type { ChatMessage, MessageStore } from '../types.js';
 import { read, storageError, write, type SqliteContext } from './common.js';
 
@@ -101,6 +102,7 @@ export class SqliteMessageStore implements MessageStore {
   private readonly newestBucket;
   private readonly pageStmt;
   private readonly pageAfterStmt;
+  private readonly getStmt;
   private readonly oldestBucketAfter;
   private readonly pendingStmt;
   private readonly deletePending;
@@ -127,6 +129,7 @@ export class SqliteMessageStore implements MessageStore {
       .pluck();
     this.pageStmt = db.prepare(`SELECT * FROM messages_by_conversation
       WHERE match_id = ? AND bucket = ? AND message_id < ? ORDER BY message_id DESC LIMIT ?`);
+    this.getStmt = db.prepare('SELECT * FROM messages_by_conversation WHERE match_id = ? AND bucket = ? AND message_id = ?');
     this.pageAfterStmt = db.prepare(`SELECT * FROM messages_by_conversation
       WHERE match_id = ? AND bucket = ? AND message_id > ? ORDER BY message_id ASC LIMIT ?`);
     this.oldestBucketAfter = db
@@ -217,6 +220,14 @@ export class SqliteMessageStore implements MessageStore {
         bucket = this.newestBucket.get(matchId, firstBucket, bucket - 1) as number | undefined;
       }
       return out;
+    });
+  }
+
+  get(matchId: string, messageId: string): Promise<ChatMessage | undefined> {
+    if (!isId(messageId)) return Promise.resolve(undefined);
+    return read(() => {
+      const row = this.getStmt.get(matchId, monthBucket(idTime(messageId)), messageId) as MessageRow | undefined;
+      return row && toMessage(row);
     });
   }
 
