@@ -34,6 +34,7 @@
  */
 import { KindredError } from '../../errors.js';
 import { idTime, isId, monthBucket } from '../../ids.js';
+import { invalidMessageField as invalid } from '../check.js';
 import type { ChatMessage, MessageStore } from '../types.js';
 import { toNum, type Row, type Session } from './client.js';
 
@@ -41,16 +42,6 @@ import { toNum, type Row, type Session } from './client.js';
 const MARKER_TIMESTAMP = 1;
 /** Buckets this process has already recorded in conversation_buckets (bounded; forgetting one only costs a write). */
 const KNOWN_BUCKETS_MAX = 100_000;
-
-function invalid(m: ChatMessage): string | undefined {
-  if (m === null || typeof m !== 'object') return 'message';
-  for (const k of ['messageId', 'matchId', 'senderId', 'recipientId', 'body'] as const) {
-    if (typeof m[k] !== 'string') return k;
-  }
-  if (!Number.isSafeInteger(m.sentAt)) return 'sentAt';
-  if (!Number.isSafeInteger(m.bucket)) return 'bucket';
-  return undefined;
-}
 
 /** The pending row's write time (µs): from the id when it is a time-ordered id, else the send time. */
 function pendingTimestamp(messageId: string, sentAt: number): number {

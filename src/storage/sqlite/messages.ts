@@ -44,6 +44,7 @@
  */
 import { KindredError } from '../../errors.js';
 import { idTime, isId, monthBucket } from '../../ids.js';
+import { invalidMessageField as invalid } from '../check.js';
 import type { ChatMessage, MessageStore } from '../types.js';
 import { read, storageError, write, type SqliteContext } from './common.js';
 
@@ -78,16 +79,6 @@ interface Queued {
 /** Sorts after every id ("g" > any hex digit), so "no cursor" is the same statement as a cursor. */
 const AFTER_ALL_IDS = 'g';
 const MAX_BUCKET = 999_912;
-
-function invalid(m: ChatMessage): string | undefined {
-  if (m === null || typeof m !== 'object') return 'message';
-  for (const k of ['messageId', 'matchId', 'senderId', 'recipientId', 'body'] as const) {
-    if (typeof m[k] !== 'string') return k;
-  }
-  if (!Number.isSafeInteger(m.sentAt)) return 'sentAt';
-  if (!Number.isSafeInteger(m.bucket)) return 'bucket';
-  return undefined;
-}
 
 export class SqliteMessageStore implements MessageStore {
   private queue: Queued[] = [];
