@@ -72,3 +72,22 @@ t.test('slixmpp logs in with SCRAM-SHA-256 over STARTTLS and chats with a native
   t.equal(msg.sender, `${bob.username}@${domain}`);
   t.equal(await exited, 0, 'slixmpp exited cleanly');
 });
+
+t.test('slixmpp registers in-band (XEP-0077), then logs in with SCRAM-SHA-256; the account works over REST', async (t) => {
+  const server = await startXmppServer(t);
+  const { domain } = server.config;
+  const username = `slixreg${process.pid}`;
+  const script = fileURLToPath(new URL('./fixtures/slixmpp_register.py', import.meta.url));
+  const child = spawn(PYTHON, [script, `${username}@${domain}`, PASSWORD, '127.0.0.1', String(server.node.xmppPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => child.kill());
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  await new Promise((resolve) => child.on('exit', resolve));
+  const events = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  t.match(events.find((e) => e.event === 'registered'), { username }, `registered in-band (${stdout} ${stderr.slice(-500)})`);
+  t.match(events.find((e) => e.event === 'ready'), { mechanism: 'SCRAM-SHA-256' }, 'then logged in with SCRAM-SHA-256');
+  const login = await fetch(`${server.base}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password: PASSWORD }) });
+  t.equal(login.status, 200, 'the same account works over REST');
+});
