@@ -9,6 +9,7 @@ import type { CommandGateway } from '../../domain/gateway.js';
 import { KindredError } from '../../errors.js';
 import { FrameDecoder, encodeLengthPrefixed } from './codec.js';
 import { HeartbeatSweeper, NativeSession, type NativeLimits } from './session.js';
+import { listenTcp } from '../listen.js';
 
 export interface TcpListenerOptions {
   gateway: CommandGateway;
@@ -33,13 +34,7 @@ export class NativeTcpListener {
   }
 
   listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host, port, backlog: 4096 }, () => {
-        this.server.off('error', reject);
-        resolve((this.server.address() as net.AddressInfo).port);
-      });
-    });
+    return listenTcp(this.server, host, port);
   }
 
   get connections(): number {

@@ -14,6 +14,7 @@ import { XmppParser } from './parser.js';
 import { NS } from './ns.js';
 import type { StreamError } from './stanza-errors.js';
 import { serialize, type StreamHeader, type StreamReceiver, type XmppTransport } from './transport.js';
+import { listenTcp } from '../listen.js';
 
 export interface TcpTransportOptions {
   maxStanzaBytes: number;
@@ -217,13 +218,7 @@ export class XmppTcpListener {
   }
 
   listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host, port, backlog: 4096 }, () => {
-        this.server.off('error', reject);
-        resolve((this.server.address() as net.AddressInfo).port);
-      });
-    });
+    return listenTcp(this.server, host, port);
   }
 
   get connections(): number {
