@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `kindred start [options]`: runs one node in embedded mode. See README for options.
+ * `kindred start [options]`: runs one node (embedded mode, or cluster mode with --cluster). See README for options.
  */
 import { loadConfig } from './config.js';
 import { createLogger } from './log.js';
@@ -9,9 +9,14 @@ import { startNode } from './node.js';
 const USAGE = `usage: kindred start [--config FILE] [--data-dir DIR] [--host HOST] [--http-port N] [--tcp-port N]
                      [--domain NAME] [--node-id ID] [--log-level LEVEL] [--token-secret HEX]
                      [--tls-cert FILE --tls-key FILE] [--xmpp-port N] [--xmpp-tls-port N] [--messaging matches|open]
+                     [--cluster [--nats-urls URL,...] [--cassandra-contact-points HOST:PORT,...] [--cassandra-dc DC]
+                      [--cassandra-keyspace KS] [--s3-endpoint HOST] [--s3-port N] [--s3-ssl=true|false] [--s3-access-key K]
+                      [--s3-secret-key S] [--s3-bucket B] [--s3-region R]]
 Environment: KINDRED_CONFIG, KINDRED_DATA_DIR, KINDRED_HOST, KINDRED_HTTP_PORT, KINDRED_TCP_PORT,
              KINDRED_DOMAIN, KINDRED_NODE_ID, KINDRED_LOG_LEVEL, KINDRED_TOKEN_SECRET, KINDRED_TLS_CERT, KINDRED_TLS_KEY,
-             KINDRED_XMPP_PORT, KINDRED_XMPP_TLS_PORT, KINDRED_MESSAGING`;
+             KINDRED_XMPP_PORT, KINDRED_XMPP_TLS_PORT, KINDRED_MESSAGING, KINDRED_CLUSTER, KINDRED_NATS_URLS,
+             KINDRED_CASSANDRA_CONTACT_POINTS, KINDRED_CASSANDRA_DC, KINDRED_CASSANDRA_KEYSPACE, KINDRED_S3_ENDPOINT,
+             KINDRED_S3_PORT, KINDRED_S3_SSL, KINDRED_S3_ACCESS_KEY, KINDRED_S3_SECRET_KEY, KINDRED_S3_BUCKET, KINDRED_S3_REGION`;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -30,7 +35,10 @@ async function main(argv: string[]): Promise<void> {
   const node = await startNode(config, log);
   const scheme = config.tls ? 'https' : 'http';
   log.info({ dataDir: config.dataDir, http: node.httpPort, tcp: node.tcpPort, xmpp: node.xmppPort, xmppTls: node.xmppTlsPort }, 'kindred started');
-  console.log(`kindred ${config.nodeId} ready (embedded mode, data in ${config.dataDir})`);
+  const mode = config.cluster.enabled
+    ? `cluster mode: NATS ${config.cluster.natsUrls.join(',')}, Cassandra keyspace ${config.cluster.cassandra.keyspace}`
+    : `embedded mode, data in ${config.dataDir}`;
+  console.log(`kindred ${config.nodeId} ready (${mode})`);
   console.log(`  HTTP + REST   ${scheme}://${config.host}:${node.httpPort}/v1   (OpenAPI at /openapi.json, health at /healthz, metrics at /metrics)`);
   console.log(`  native WS     ${config.tls ? 'wss' : 'ws'}://${config.host}:${node.httpPort}/ws`);
   console.log(`  native TCP    ${config.host}:${node.tcpPort}${config.tls ? ' (TLS)' : ''}`);

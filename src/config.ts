@@ -46,6 +46,15 @@ export interface KindredConfig {
   };
   /** XMPP c2s (RFC 6120, RFC 7395, XEP-0368); see src/protocol/xmpp/ */
   xmpp: XmppConfig;
+  /** cluster mode (docs/cluster.md): NATS bus, Cassandra tables, S3 blobs, leased shards */
+  cluster: ClusterConfig;
+}
+
+export interface ClusterConfig {
+  enabled: boolean;
+  natsUrls: string[];
+  cassandra: { contactPoints: string[]; localDataCenter: string; keyspace: string };
+  s3: { endPoint: string; port: number; useSSL: boolean; accessKey: string; secretKey: string; bucket: string; region: string };
 }
 
 export interface XmppConfig {
@@ -108,6 +117,12 @@ export const defaults: KindredConfig = {
     stanzasPerSecond: 50,
     stanzaBurst: 200,
   },
+  cluster: {
+    enabled: false,
+    natsUrls: ['nats://127.0.0.1:4222'],
+    cassandra: { contactPoints: ['127.0.0.1:9042'], localDataCenter: 'datacenter1', keyspace: 'kindred' },
+    s3: { endPoint: '127.0.0.1', port: 7070, useSSL: false, accessKey: '', secretKey: '', bucket: 'kindred', region: 'us-east-1' },
+  },
 };
 
 type Json = Record<string, unknown>;
@@ -134,7 +149,8 @@ function merge<T>(base: T, patch: unknown, path: string): T {
 }
 
 /** Flags and env vars for the documented top-level settings. */
-const FLAGS: Record<string, { key: keyof KindredConfig | 'tls.certFile' | 'tls.keyFile' | 'xmpp.port' | 'xmpp.tlsPort'; env: string; num?: boolean }> = {
+type Kind = 'num' | 'bool' | 'list';
+const FLAGS: Record<string, { key: keyof KindredConfig | `${'tls' | 'xmpp' | 'cluster'}.${string}`; env: string; num?: boolean; kind?: Kind }> = {
   '--data-dir': { key: 'dataDir', env: 'KINDRED_DATA_DIR' },
   '--host': { key: 'host', env: 'KINDRED_HOST' },
   '--http-port': { key: 'httpPort', env: 'KINDRED_HTTP_PORT', num: true },
@@ -148,11 +164,30 @@ const FLAGS: Record<string, { key: keyof KindredConfig | 'tls.certFile' | 'tls.k
   '--tls-key': { key: 'tls.keyFile', env: 'KINDRED_TLS_KEY' },
   '--xmpp-port': { key: 'xmpp.port', env: 'KINDRED_XMPP_PORT', num: true },
   '--xmpp-tls-port': { key: 'xmpp.tlsPort', env: 'KINDRED_XMPP_TLS_PORT', num: true },
+  '--cluster': { key: 'cluster.enabled', env: 'KINDRED_CLUSTER', kind: 'bool' },
+  '--nats-urls': { key: 'cluster.natsUrls', env: 'KINDRED_NATS_URLS', kind: 'list' },
+  '--cassandra-contact-points': { key: 'cluster.cassandra.contactPoints', env: 'KINDRED_CASSANDRA_CONTACT_POINTS', kind: 'list' },
+  '--cassandra-dc': { key: 'cluster.cassandra.localDataCenter', env: 'KINDRED_CASSANDRA_DC' },
+  '--cassandra-keyspace': { key: 'cluster.cassandra.keyspace', env: 'KINDRED_CASSANDRA_KEYSPACE' },
+  '--s3-endpoint': { key: 'cluster.s3.endPoint', env: 'KINDRED_S3_ENDPOINT' },
+  '--s3-port': { key: 'cluster.s3.port', env: 'KINDRED_S3_PORT', num: true },
+  '--s3-ssl': { key: 'cluster.s3.useSSL', env: 'KINDRED_S3_SSL', kind: 'bool' },
+  '--s3-access-key': { key: 'cluster.s3.accessKey', env: 'KINDRED_S3_ACCESS_KEY' },
+  '--s3-secret-key': { key: 'cluster.s3.secretKey', env: 'KINDRED_S3_SECRET_KEY' },
+  '--s3-bucket': { key: 'cluster.s3.bucket', env: 'KINDRED_S3_BUCKET' },
+  '--s3-region': { key: 'cluster.s3.region', env: 'KINDRED_S3_REGION' },
 };
 
-function setValue(target: Json, key: string, raw: string, num: boolean | undefined): void {
+function setValue(target: Json, key: string, raw: string, num: boolean | undefined, kind?: Kind): void {
   if (num && !/^\d{1,5}$/.test(raw)) throw new Error(`${key} must be a port number, got "${raw}"`);
-  const value: unknown = num ? Number(raw) : raw;
+  if (kind === 'bool' && !/^(1|0|true|false|yes|no)$/i.test(raw)) throw new Error(`${key} must be true or false, got "${raw}"`);
+  const value: unknown = num
+    ? Number(raw)
+    : kind === 'bool'
+      ? /^(1|true|yes)$/i.test(raw)
+      : kind === 'list'
+        ? raw.split(',').map((v) => v.trim()).filter((v) => v !== '')
+        : raw;
   // A dotted key ("tls.certFile", "xmpp.port") sets a nested value, creating the objects on the way.
   const path = key.split('.');
   let obj = target;
@@ -177,7 +212,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   let configFile = env.KINDRED_CONFIG;
   for (const spec of Object.values(FLAGS)) {
     const raw = env[spec.env];
-    if (raw !== undefined && raw !== '') setValue(fromEnv, spec.key, raw, spec.num);
+    if (raw !== undefined && raw !== '') setValue(fromEnv, spec.key, raw, spec.num, spec.kind);
   }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -190,8 +225,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     const spec = FLAGS[name];
     if (!spec) throw new Error(`unknown option ${name}`);
+    if (spec.kind === 'bool' && inline === undefined) {
+      // a bare switch (`--cluster`)
+      setValue(fromFlags, spec.key, 'true', false, 'bool');
+      continue;
+    }
     if (value === undefined) throw new Error(`option ${name} needs a value`);
-    setValue(fromFlags, spec.key, value, spec.num);
+    setValue(fromFlags, spec.key, value, spec.num, spec.kind);
     if (inline === undefined) i++;
   }
   let config = defaults;

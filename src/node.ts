@@ -1,7 +1,8 @@
 /**
  * The one wiring file: composes a Kindred node from its parts with named
  * dependencies. Embedded mode: LocalBus, every shard owned by this node, SQLite
- * storage and local files.
+ * storage and local files. Cluster mode (`cluster.enabled`): NatsBus, Cassandra
+ * tables with S3 blobs, and shards leased through the ShardManager (src/cluster/).
  */
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +22,11 @@ import { ProfileViews } from './domain/profiles.js';
 import { ImageService } from './domain/images.js';
 import { Metrics } from './metrics.js';
 import { openEmbeddedStorage } from './storage/embedded.js';
+import { openCassandraStorage } from './storage/cluster.js';
+import { S3BlobStore } from './storage/s3.js';
+import { NatsBus } from './actors/nats-bus.js';
+import { Membership } from './cluster/membership.js';
+import { ShardManager } from './cluster/shard-manager.js';
 import { createHttpServer } from './protocol/http/server.js';
 import { attachNativeWebSocket } from './protocol/native/ws.js';
 import { NativeTcpListener } from './protocol/native/tcp.js';
@@ -35,15 +41,35 @@ export interface KindredNode {
   xmppTlsPort: number;
   service: KindredService;
   metrics: Metrics;
+  /** cluster mode only */
+  cluster?: { shardManager: ShardManager; membership: Membership; shards: ShardMap };
   /** Drains connections, lets actors finish, flushes storage. */
   stop(): Promise<void>;
 }
 
 export interface NodeOverrides {
   storage?: Storage;
+  /** in cluster mode it must be a NatsBus (its connection also carries the shard leases) */
   bus?: Bus;
   shards?: ShardMap;
   clock?: Clock;
+}
+
+async function openClusterStorage(config: KindredConfig): Promise<Storage> {
+  const blobs = await S3BlobStore.open(config.cluster.s3);
+  try {
+    const storage = await openCassandraStorage({ ...config.cluster.cassandra, blobs });
+    return {
+      ...storage,
+      close: async () => {
+        await storage.close();
+        blobs.close();
+      },
+    };
+  } catch (err) {
+    blobs.close();
+    throw err;
+  }
 }
 
 function tokenSecret(config: KindredConfig): Buffer {
@@ -56,10 +82,27 @@ function tokenSecret(config: KindredConfig): Buffer {
 export async function startNode(config: KindredConfig, log: Logger, overrides: NodeOverrides = {}): Promise<KindredNode> {
   mkdirSync(config.dataDir, { recursive: true });
   const clock = overrides.clock ?? systemClock;
-  const storage = overrides.storage ?? (await openEmbeddedStorage(config.dataDir));
-  const bus = overrides.bus ?? new LocalBus();
+  const cluster = config.cluster.enabled;
+  const storage = overrides.storage ?? (cluster ? await openClusterStorage(config) : await openEmbeddedStorage(config.dataDir));
+  let bus: Bus;
+  try {
+    bus =
+      overrides.bus ??
+      (cluster
+        ? await NatsBus.connect({
+            servers: config.cluster.natsUrls,
+            name: config.nodeId,
+            onStatus: (s) => log.info({ nats: s }, 'nats status'),
+            onError: (err, ctx) => log.warn({ err, ...ctx }, 'bus message failed'),
+          })
+        : new LocalBus());
+    if (cluster && !(bus instanceof NatsBus)) throw new Error('cluster mode needs a NatsBus');
+  } catch (err) {
+    if (!overrides.storage) await storage.close().catch(() => undefined);
+    throw err;
+  }
   const shards = overrides.shards ?? new ShardMap(config.shards);
-  if (!overrides.shards) shards.assignAll(config.nodeId);
+  if (!overrides.shards && !cluster) shards.assignAll(config.nodeId);
 
   const views = new ProfileViews(storage.profiles, storage.images);
   const images = new ImageService({ images: storage.images, blobs: storage.blobs, config: config.images });
@@ -101,6 +144,38 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
   await service.start();
   hub.start();
   users.start();
+  let membership: Membership | undefined;
+  let shardManager: ShardManager | undefined;
+  if (cluster) {
+    const nats = bus as NatsBus;
+    membership = new Membership(bus, config.nodeId);
+    shardManager = new ShardManager({
+      nodeId: config.nodeId,
+      bus: nats,
+      nc: nats.nc,
+      shards,
+      membership,
+      released: (shard) => users.whenReleased(shard),
+      // the user's actor now lives elsewhere (or anew): tell it about this node's sessions
+      onMoved: (shard) => {
+        for (const { userId, session } of hub.sessionsWhere((u) => shards.shardOf(u) === shard)) users.tell(userId, { k: 'attach', session });
+      },
+      log: (msg, extra) => log.info({ nodeId: config.nodeId, ...extra }, msg),
+    });
+    membership.start();
+    try {
+      await shardManager.start();
+    } catch (err) {
+      // e.g. the NATS server has no JetStream: release what started, so nothing leaks
+      membership.stop();
+      await shardManager.stop().catch(() => undefined);
+      await users.stop();
+      hub.stop();
+      if (!overrides.bus) await bus.close();
+      if (!overrides.storage) await storage.close();
+      throw err;
+    }
+  }
   const pruneTimer = setInterval(() => tokens.pruneRevocations(), 3600_000);
   pruneTimer.unref();
 
@@ -118,7 +193,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     config,
     log,
     images,
-    isReady: () => ready,
+    isReady: () => ready && (shardManager?.isReady() ?? true),
     metricsText: () => metrics.text(),
     onApp: (app) => {
       ws = attachNativeWebSocket(app, {
@@ -144,6 +219,9 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     http.close();
     await tcp.close();
     clearInterval(pruneTimer);
+    // leave first, so the others compute the placement without us, then hand the shards over
+    membership?.stop();
+    await shardManager?.stop();
     await users.stop();
     hub.stop();
     if (!overrides.bus) await bus.close();
@@ -177,6 +255,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     xmppTlsPort: xmpp.ports.tlsPort,
     service,
     metrics,
+    ...(shardManager && membership ? { cluster: { shardManager, membership, shards } } : {}),
     stop() {
       stopping ??= shutdown();
       return stopping;

@@ -5,12 +5,14 @@
  * reported back to its user's actor so the actor stops counting it as online.
  */
 import type { Bus, Subscription } from './bus.js';
-import type { EventSink } from '../domain/gateway.js';
-import { nodeDeliverySubject, type SessionDelivery } from './user-actor.js';
+import type { EventSink, Transport } from '../domain/gateway.js';
+import { nodeDeliverySubject, type SessionDelivery, type SessionRecord } from './user-actor.js';
 
 interface LiveSession {
   userId: string;
   sink: EventSink;
+  transport?: Transport;
+  device?: string;
 }
 
 export class SessionHub {
@@ -32,8 +34,21 @@ export class SessionHub {
     this.sub?.unsubscribe();
   }
 
-  add(connId: string, userId: string, sink: EventSink): void {
-    this.live.set(connId, { userId, sink });
+  add(connId: string, userId: string, sink: EventSink, info: { transport: Transport; device: string } | undefined = undefined): void {
+    this.live.set(connId, { userId, sink, transport: info?.transport, device: info?.device });
+  }
+
+  /**
+   * The live sessions of the users `pick` selects, as their actors know them: re-sent
+   * (`attach`) to a user's actor when its shard moves to another owner (cluster mode).
+   */
+  sessionsWhere(pick: (userId: string) => boolean): Array<{ userId: string; session: SessionRecord }> {
+    const out: Array<{ userId: string; session: SessionRecord }> = [];
+    for (const [connId, s] of this.live) {
+      if (!s.transport || !pick(s.userId)) continue;
+      out.push({ userId: s.userId, session: { connId, nodeId: this.nodeId, transport: s.transport, device: s.device ?? '' } });
+    }
+    return out;
   }
 
   remove(connId: string): LiveSession | undefined {

@@ -59,6 +59,7 @@ export interface ActorSystemOptions<M, R> {
 export class ActorSystem<M, R> {
   private readonly cells = new Map<string, Cell<M, R>>();
   private readonly subscriptions = new Map<number, Subscription>();
+  private readonly releasing = new Map<number, Promise<void>>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private unlisten: (() => void) | undefined;
   private stopping = false;
@@ -74,7 +75,13 @@ export class ActorSystem<M, R> {
     for (const shard of this.opts.shards.shardsOwnedBy(this.opts.owner)) this.host(shard);
     this.unlisten = this.opts.shards.onChange((shard, previous, next) => {
       if (next === this.opts.owner) this.host(shard);
-      else if (previous === this.opts.owner) void this.release(shard);
+      else if (previous === this.opts.owner) {
+        const done = this.release(shard);
+        this.releasing.set(shard, done);
+        void done.finally(() => {
+          if (this.releasing.get(shard) === done) this.releasing.delete(shard);
+        });
+      }
     });
     const every = Math.max(1000, Math.floor(this.opts.idleMs / 2));
     this.sweepTimer = setInterval(() => void this.sweep(), every);
@@ -99,6 +106,11 @@ export class ActorSystem<M, R> {
   tellIfActive(id: string, msg: M): void {
     const envelope: Envelope<M> = { id, msg, ifActive: 1 };
     this.opts.bus.publish(this.subject(this.opts.shards.shardOf(id)), envelope);
+  }
+
+  /** Resolves once a shard taken away from this owner has no live actor here any more. */
+  whenReleased(shard: number): Promise<void> {
+    return this.releasing.get(shard) ?? Promise.resolve();
   }
 
   get activeCount(): number {

@@ -193,7 +193,7 @@ export class KindredService implements CommandGateway {
   }
 
   async openSession(principal: Principal, session: SessionInfo, sink: EventSink): Promise<void> {
-    this.d.hub.add(session.connId, principal.userId, sink);
+    this.d.hub.add(session.connId, principal.userId, sink, { transport: session.transport, device: session.device });
     try {
       await this.d.users.ask(principal.userId, { k: 'attach', session: { ...session, nodeId: this.d.hub.nodeId } });
     } catch (err) {

@@ -35,3 +35,22 @@ t.test('bad values are refused with the key named', async (t) => {
   t.throws(() => loadConfig(['--config', file({ limits: { nope: 1 } })], {}), /limits\.nope/);
   t.throws(() => loadConfig(['--bogus', '1'], {}), /unknown option --bogus/);
 });
+
+t.test('cluster mode: off by default; --cluster, env lists and nested keys', async (t) => {
+  t.equal(loadConfig([], {}).cluster.enabled, false);
+  const c = loadConfig(['--cluster', '--s3-port', '7171'], {
+    KINDRED_NATS_URLS: 'nats://10.0.0.1:4222, nats://10.0.0.2:4222',
+    KINDRED_CASSANDRA_CONTACT_POINTS: '10.0.0.5:9042,10.0.0.6',
+    KINDRED_S3_ENDPOINT: 's3.internal',
+    KINDRED_S3_BUCKET: 'chat',
+  });
+  t.equal(c.cluster.enabled, true, 'a bare --cluster switches it on');
+  t.same(c.cluster.natsUrls, ['nats://10.0.0.1:4222', 'nats://10.0.0.2:4222']);
+  t.same(c.cluster.cassandra.contactPoints, ['10.0.0.5:9042', '10.0.0.6']);
+  t.equal(c.cluster.cassandra.localDataCenter, 'datacenter1', 'siblings keep defaults');
+  t.match(c.cluster.s3, { endPoint: 's3.internal', bucket: 'chat', port: 7171, region: 'us-east-1' });
+  t.equal(loadConfig([], { KINDRED_CLUSTER: '1' }).cluster.enabled, true);
+  t.equal(loadConfig(['--cluster=false'], { KINDRED_CLUSTER: '1' }).cluster.enabled, false, 'the flag beats the env');
+  t.throws(() => loadConfig([], { KINDRED_CLUSTER: 'maybe' }), /cluster\.enabled/);
+  t.same(loadConfig(['--config', file({ cluster: { natsUrls: ['nats://a:1'] } })], {}).cluster.natsUrls, ['nats://a:1']);
+});

@@ -1,0 +1,98 @@
+/**
+ * ShardManager against a real nats-server with JetStream: three managers split the
+ * shards with no overlap; a clean stop hands its shards over fast; a node cut off from
+ * NATS stops hosting (self-fencing) before its leases expire and the others take them.
+ */
+import t from 'tap';
+import { NatsBus } from '../../src/actors/nats-bus.js';
+import { ShardMap } from '../../src/actors/shards.js';
+import { Membership } from '../../src/cluster/membership.js';
+import { ShardManager } from '../../src/cluster/shard-manager.js';
+import { startNats } from '../helpers/nats.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const SHARDS = 32;
+const nats = await startNats(t, { jetstream: true });
+
+interface TestNode {
+  id: string;
+  bus: NatsBus;
+  shards: ShardMap;
+  membership: Membership;
+  manager: ShardManager;
+  hosted: Set<number>;
+}
+
+async function node(id: string): Promise<TestNode> {
+  const bus = await NatsBus.connect({ servers: [nats.url], name: id, reconnectWaitMs: 100 });
+  const shards = new ShardMap(SHARDS);
+  const hosted = new Set<number>();
+  shards.onChange((s, prev, next) => {
+    if (next === id) hosted.add(s);
+    else if (prev === id) hosted.delete(s);
+  });
+  const membership = new Membership(bus, id);
+  const manager = new ShardManager({ nodeId: id, bus, nc: bus.nc, shards, membership, released: async () => sleep(5), bucket: 'test-leases' });
+  membership.start();
+  await manager.start();
+  return { id, bus, shards, membership, manager, hosted };
+}
+
+async function until(cond: () => boolean, ms: number, what: string): Promise<number> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+  return Date.now() - start;
+}
+
+function coverage(nodes: TestNode[]): { covered: number; overlap: number } {
+  let covered = 0;
+  let overlap = 0;
+  for (let s = 0; s < SHARDS; s++) {
+    const n = nodes.filter((x) => x.hosted.has(s)).length;
+    if (n >= 1) covered++;
+    if (n > 1) overlap++;
+  }
+  return { covered, overlap };
+}
+
+t.test('three managers: split, clean stop, cut-off node fences itself', async (t) => {
+  const nodes = await Promise.all(['n1', 'n2', 'n3'].map(node));
+  t.teardown(async () => {
+    for (const n of nodes) {
+      n.membership.stop();
+      await n.manager.stop();
+      await n.bus.close();
+    }
+  });
+  await until(
+    () => nodes.every((n) => n.manager.isReady() && n.membership.members().length === 3 && n.hosted.size > 0) && coverage(nodes).covered === SHARDS && coverage(nodes).overlap === 0,
+    15_000,
+    'all ready',
+  );
+  const c = coverage(nodes);
+  t.same(c, { covered: SHARDS, overlap: 0 }, 'every shard hosted exactly once');
+  t.ok(nodes.every((n) => n.hosted.size > 0), 'each node hosts some');
+
+  // clean stop of n3
+  const [n1, n2, n3] = nodes as [TestNode, TestNode, TestNode];
+  const start = Date.now();
+  n3.membership.stop();
+  await n3.manager.stop();
+  t.equal(n3.hosted.size, 0, 'the leaver hosts nothing');
+  const took = await until(() => coverage([n1, n2]).covered === SHARDS, 10_000, 'survivors to cover');
+  t.equal(coverage([n1, n2]).overlap, 0);
+  t.comment(`clean stop: shards re-hosted by the survivors in ${Date.now() - start} ms (${took} ms after stop() returned)`);
+
+  // n2 cut off from NATS (its connection closed under it, no clean release)
+  const cut = Date.now();
+  const n2Had = n2.hosted.size;
+  await n2.bus.nc.close();
+  const fenced = await until(() => n2.hosted.size === 0, 10_000, 'n2 to fence itself');
+  t.ok(n2Had > 0 && fenced < 5000, `n2 stopped hosting ${n2Had} shards after ${fenced} ms, before the 5 s lease TTL`);
+  await until(() => coverage([n1]).covered === SHARDS, 15_000, 'n1 to take everything');
+  t.comment(`hard cut: n1 hosts all shards ${Date.now() - cut} ms after the cut`);
+  t.equal(coverage([n1, n2]).overlap, 0, 'never two hosts');
+});
