@@ -12,6 +12,7 @@
 import type { Test } from 'tap';
 import type { Bus } from '../../src/actors/bus.js';
 import { KindredError } from '../../src/errors.js';
+import { codeOf, gate, sleep, until } from '../helpers/async.js';
 
 export interface BusPair {
   a: Bus;
@@ -19,34 +20,9 @@ export interface BusPair {
   close(): Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export async function settle(...buses: Bus[]): Promise<void> {
   for (const bus of new Set(buses)) await (bus as { flush?: () => Promise<void> }).flush?.();
   await new Promise((r) => setImmediate(r));
-}
-
-export async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (err) {
-    return err instanceof KindredError ? err.code : `not a KindredError: ${String(err)}`;
-  }
-}
-
-export async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(2);
-  }
-}
-
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const promise = new Promise<void>((r) => (open = r));
-  return { promise, open };
 }
 
 export function busContract(t: Test, name: string, makeBuses: () => Promise<BusPair>): void {

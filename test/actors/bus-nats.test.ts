@@ -11,7 +11,8 @@ import { ShardMap } from '../../src/actors/shards.js';
 import { ManualClock } from '../../src/actors/clock.js';
 import { KindredError } from '../../src/errors.js';
 import { startNats } from '../helpers/nats.js';
-import { busContract, codeOf, settle, until } from './bus-contract.js';
+import { busContract, settle } from './bus-contract.js';
+import { codeOf, until } from '../helpers/async.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

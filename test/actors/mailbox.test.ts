@@ -9,24 +9,7 @@ import { LocalBus } from '../../src/actors/bus.js';
 import { ShardMap } from '../../src/actors/shards.js';
 import { ManualClock } from '../../src/actors/clock.js';
 import { KindredError } from '../../src/errors.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const tick = () => new Promise((r) => setImmediate(r));
-
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const promise = new Promise<void>((r) => (open = r));
-  return { promise, open };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (err) {
-    return err instanceof KindredError ? err.code : `not a KindredError: ${String(err)}`;
-  }
-}
+import { codeOf, gate, sleep, tick } from '../helpers/async.js';
 
 // ── Mailbox alone ──────────────────────────────────────────────────────────
 

@@ -9,32 +9,7 @@ import { LocalBus } from '../../src/actors/bus.js';
 import { ShardMap } from '../../src/actors/shards.js';
 import { ManualClock } from '../../src/actors/clock.js';
 import { KindredError } from '../../src/errors.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const tick = () => new Promise((r) => setImmediate(r));
-
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const promise = new Promise<void>((r) => (open = r));
-  return { promise, open };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (err) {
-    return err instanceof KindredError ? err.code : `not a KindredError: ${String(err)}`;
-  }
-}
-
-async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(2);
-  }
-}
+import { codeOf, gate, sleep, tick, until } from '../helpers/async.js';
 
 type Msg =
   | { k: 'inc'; by: number }

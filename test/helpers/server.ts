@@ -132,8 +132,24 @@ export async function matchedPair(server: TestServer, prefix = 'pair'): Promise<
   const b = await registerUser(server.base, prefix + 'b');
   await setProfile(server.base, a);
   await setProfile(server.base, b);
+  return [a, b, await likeEachOther(server, a, b)];
+}
+
+/** Both users like each other over REST; resolves with the match id. */
+export async function likeEachOther(server: Pick<TestServer, 'base'>, a: TestUser, b: TestUser): Promise<string> {
   await api(server.base, 'POST', '/v1/swipes', { token: a.token, json: { targetId: b.userId, kind: 'like' } });
   const res = await api(server.base, 'POST', '/v1/swipes', { token: b.token, json: { targetId: a.userId, kind: 'like' } });
   if (!res.body?.matched) throw new Error(`expected a match: ${JSON.stringify(res.body)}`);
-  return [a, b, res.body.matchId];
+  return res.body.matchId;
+}
+
+/** Registers one user per prefix, each with the default test profile. */
+export async function usersWithProfiles(server: Pick<TestServer, 'base'>, ...prefixes: string[]): Promise<TestUser[]> {
+  const out: TestUser[] = [];
+  for (const p of prefixes) {
+    const u = await registerUser(server.base, p);
+    await setProfile(server.base, u);
+    out.push(u);
+  }
+  return out;
 }

@@ -6,18 +6,9 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { FrameDecoder, decodeMessage, encodeLengthPrefixed, encodeMessage } from '../../src/protocol/native/codec.js';
 import { KindredError } from '../../src/errors.js';
+import { seededRandom as rng } from '../helpers/async.js';
 
 /** A small deterministic PRNG (mulberry32) so a failure can be reproduced from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomFrame(rand: () => number, i: number): Record<string, unknown> {
   const kind = Math.floor(rand() * 5);

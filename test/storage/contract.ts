@@ -22,6 +22,7 @@ import type {
   Profile,
   Storage,
 } from '../../src/storage/types.js';
+import { seededRandom as prng } from '../helpers/async.js';
 
 type T = Test;
 
@@ -60,16 +61,6 @@ async function rejectsWith(t: T, p: Promise<unknown>, code: string, msg: string)
 }
 
 /** Seeded PRNG so the profile fixtures are the same on every run and backend. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Independent reference for the distance filter (same Earth radius as the backends). */
 function distanceKm(a: { lat: number; lon: number }, b: { lat: number; lon: number }): number {

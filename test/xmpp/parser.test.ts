@@ -6,6 +6,7 @@
 import t from 'tap';
 import { XmppParser } from '../../src/protocol/xmpp/parser.js';
 import type { StreamError } from '../../src/protocol/xmpp/stanza-errors.js';
+import { seededRandom as rng } from '../helpers/async.js';
 
 interface Out {
   header?: Record<string, string>;
@@ -39,17 +40,6 @@ function run(chunks: Uint8Array[], opts: { maxStanzaBytes?: number; framed?: boo
 
 const enc = (s: string) => Buffer.from(s, 'utf8');
 const bytewise = (s: string | Buffer) => [...(typeof s === 'string' ? enc(s) : s)].map((b) => Uint8Array.of(b));
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HEADER = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.org' version='1.0'>`;
 const STANZAS = [

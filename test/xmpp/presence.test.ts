@@ -5,26 +5,10 @@
  * `open` messaging.
  */
 import t from 'tap';
-import { api, connectWs, registerUser, setProfile, type TestServer, type TestUser } from '../helpers/server.js';
+import { api, connectWs, likeEachOther, registerUser, usersWithProfiles, type TestServer, type TestUser } from '../helpers/server.js';
 import { startXmppServer, xml, xmppLogin, type XClient } from './helpers.js';
 
 const ROSTER = 'jabber:iq:roster';
-
-async function match(server: TestServer, a: TestUser, b: TestUser): Promise<void> {
-  await api(server.base, 'POST', '/v1/swipes', { token: a.token, json: { targetId: b.userId, kind: 'like' } });
-  const res = await api(server.base, 'POST', '/v1/swipes', { token: b.token, json: { targetId: a.userId, kind: 'like' } });
-  if (!res.body?.matched) throw new Error(`expected a match: ${JSON.stringify(res.body)}`);
-}
-
-async function users(server: TestServer, ...prefixes: string[]): Promise<TestUser[]> {
-  const out: TestUser[] = [];
-  for (const p of prefixes) {
-    const u = await registerUser(server.base, p);
-    await setProfile(server.base, u);
-    out.push(u);
-  }
-  return out;
-}
 
 /** The next element after the `mark`-th one received that matches. */
 function next(c: XClient, mark: number, match: (el: any) => boolean, what: string): Promise<any> {
@@ -40,9 +24,9 @@ const login = (server: TestServer, u: TestUser, resource?: string) =>
 t.test('show and status flow both ways between XMPP and native clients; offline is unavailable; non-matches see nothing', async (t) => {
   const server = await startXmppServer(t);
   const { domain } = server.config;
-  const [alice, bob, dave, carol] = await users(server, 'pa', 'pb', 'pd', 'pc');
-  await match(server, alice, bob);
-  await match(server, alice, dave);
+  const [alice, bob, dave, carol] = await usersWithProfiles(server, 'pa', 'pb', 'pd', 'pc');
+  await likeEachOther(server, alice, bob);
+  await likeEachOther(server, alice, dave);
   const bobPeer = `${bob.username}@${domain}/kindred`;
   const davePeer = `${dave.username}@${domain}/kindred`;
   const alicePeer = `${alice.username}@${domain}/kindred`;
@@ -149,9 +133,9 @@ t.test('show and status flow both ways between XMPP and native clients; offline 
 t.test('a match who opted out of presence is never shown', async (t) => {
   const server = await startXmppServer(t);
   const { domain } = server.config;
-  const [alice, erin, finn] = await users(server, 'oa', 'oe', 'of');
-  await match(server, alice, erin);
-  await match(server, alice, finn);
+  const [alice, erin, finn] = await usersWithProfiles(server, 'oa', 'oe', 'of');
+  await likeEachOther(server, alice, erin);
+  await likeEachOther(server, alice, finn);
   const res = await api(server.base, 'PATCH', '/v1/profile', { token: erin.token, json: { showPresence: false } });
   t.equal(res.status, 200);
 
@@ -177,8 +161,8 @@ t.test('a match who opted out of presence is never shown', async (t) => {
 t.test('subscription requests: matches are approved, anyone else is refused; unsubscribe is ignored', async (t) => {
   const server = await startXmppServer(t);
   const { domain } = server.config;
-  const [alice, bob, carol] = await users(server, 'sa', 'sb', 'sc');
-  await match(server, alice, bob);
+  const [alice, bob, carol] = await usersWithProfiles(server, 'sa', 'sb', 'sc');
+  await likeEachOther(server, alice, bob);
   const b = await login(server, bob);
   t.teardown(() => b.stop());
   await b.xmpp.send(xml('presence', {}, xml('show', {}, 'away')));

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import sharp from 'sharp';
-import { api, connectWs, registerUser, setProfile, type TestServer, type TestUser } from '../helpers/server.js';
+import { api, connectWs, likeEachOther, setProfile, usersWithProfiles, type TestServer, type TestUser } from '../helpers/server.js';
 import { capsVerification } from '../../src/protocol/xmpp/caps.js';
 import { startXmppServer, xml, xmppLogin, type XClient } from './helpers.js';
 
@@ -16,22 +16,6 @@ const LAST = 'jabber:iq:last';
 const ROSTER = 'jabber:iq:roster';
 const DISCO_INFO = 'http://jabber.org/protocol/disco#info';
 const CAPS = 'http://jabber.org/protocol/caps';
-
-async function match(server: TestServer, a: TestUser, b: TestUser): Promise<void> {
-  await api(server.base, 'POST', '/v1/swipes', { token: a.token, json: { targetId: b.userId, kind: 'like' } });
-  const res = await api(server.base, 'POST', '/v1/swipes', { token: b.token, json: { targetId: a.userId, kind: 'like' } });
-  if (!res.body?.matched) throw new Error(`expected a match: ${JSON.stringify(res.body)}`);
-}
-
-async function users(server: TestServer, ...prefixes: string[]): Promise<TestUser[]> {
-  const out: TestUser[] = [];
-  for (const p of prefixes) {
-    const u = await registerUser(server.base, p);
-    await setProfile(server.base, u);
-    out.push(u);
-  }
-  return out;
-}
 
 const login = (server: TestServer, u: TestUser, resource?: string) =>
   xmppLogin({ service: `xmpp://127.0.0.1:${server.node.xmppPort}`, domain: server.config.domain, username: u.username, resource });
@@ -47,8 +31,8 @@ async function upload(server: TestServer, u: TestUser, png: Buffer): Promise<voi
 t.test('vCard: a match has FN, DESC and the first image as PHOTO; big images are thumbnailed; non-matches are refused', async (t) => {
   const server = await startXmppServer(t);
   const { domain } = server.config;
-  const [alice, bob, carol] = await users(server, 'va', 'vb', 'vc');
-  await match(server, alice, bob);
+  const [alice, bob, carol] = await usersWithProfiles(server, 'va', 'vb', 'vc');
+  await likeEachOther(server, alice, bob);
   await setProfile(server.base, bob, { displayName: 'Bob Bobson', bio: 'jazz <&> tea' });
   const small = await sharp({ create: { width: 80, height: 64, channels: 3, background: '#cc3366' } }).png().toBuffer();
   await upload(server, bob, small);
@@ -88,7 +72,7 @@ t.test('vCard: a match has FN, DESC and the first image as PHOTO; big images are
   t.equal(set.condition, 'not-allowed', 'vCards are read-only');
 
   // The per-session match cache follows match events.
-  await match(server, alice, carol);
+  await likeEachOther(server, alice, carol);
   let nowMatched: any;
   for (let i = 0; i < 50 && !nowMatched; i++) {
     nowMatched = await a.xmpp.iqCaller.get(xml('vCard', { xmlns: VCARD }), `${carol.username}@${domain}`).catch(() => undefined);
@@ -100,8 +84,8 @@ t.test('vCard: a match has FN, DESC and the first image as PHOTO; big images are
 t.test('blocking command: block list round trip, pushes, roster removal, messages refused; unblock is not allowed', async (t) => {
   const server = await startXmppServer(t);
   const { domain } = server.config;
-  const [alice, bob, carol] = await users(server, 'ba', 'bb', 'bc');
-  await match(server, alice, bob);
+  const [alice, bob, carol] = await usersWithProfiles(server, 'ba', 'bb', 'bc');
+  await likeEachOther(server, alice, bob);
   const bobJid = `${bob.username}@${domain}`;
 
   const a = await login(server, alice, 'phone');
@@ -152,9 +136,9 @@ t.test('blocking command: block list round trip, pushes, roster removal, message
 t.test('last activity: seconds since a match was last online; 0 while online; refused for non-matches and hidden matches; server uptime', async (t) => {
   const server = await startXmppServer(t);
   const { domain } = server.config;
-  const [alice, bob, carol, erin] = await users(server, 'la', 'lb', 'lc', 'le');
-  await match(server, alice, bob);
-  await match(server, alice, erin);
+  const [alice, bob, carol, erin] = await usersWithProfiles(server, 'la', 'lb', 'lc', 'le');
+  await likeEachOther(server, alice, bob);
+  await likeEachOther(server, alice, erin);
   await api(server.base, 'PATCH', '/v1/profile', { token: erin.token, json: { showPresence: false } });
 
   const d = await connectWs(server, bob);
@@ -203,7 +187,7 @@ t.test('entity capabilities: the stream feature names the server disco#info', as
 
   const server = await startXmppServer(t);
   const { domain } = server.config;
-  const [alice] = await users(server, 'ca');
+  const [alice] = await usersWithProfiles(server, 'ca');
   const a = await login(server, alice);
   t.teardown(() => a.stop());
   const features = a.received.filter((el: any) => el.name === 'stream:features').pop();

@@ -166,15 +166,7 @@ export class CassandraMessageStore implements MessageStore {
     const n = Math.floor(limit);
     if (!(n > 0)) return [];
     const rs = await this.s.execute(this.pendingForQ, [recipientId, n], { idempotent: true, fetchSize: n });
-    return rs.rows.map((r) => ({
-      messageId: r.message_id,
-      matchId: r.match_id,
-      senderId: r.sender_id,
-      recipientId: r.recipient_id,
-      body: r.body,
-      sentAt: toNum(r.sent_at),
-      bucket: r.bucket,
-    }));
+    return rs.rows.map(fromHistory);
   }
 
   /** One single-partition delete, timestamped after every pending row it removes (see the file comment). */
