@@ -48,6 +48,8 @@ export interface KindredConfig {
   xmpp: XmppConfig;
   /** cluster mode (docs/cluster.md): NATS bus, Cassandra tables, S3 blobs, leased shards */
   cluster: ClusterConfig;
+  /** the built web front end served on the HTTP port; empty = the build in <repo>/dist/web */
+  webDir: string;
 }
 
 export interface ClusterConfig {
@@ -123,6 +125,7 @@ export const defaults: KindredConfig = {
     cassandra: { contactPoints: ['127.0.0.1:9042'], localDataCenter: 'datacenter1', keyspace: 'kindred' },
     s3: { endPoint: '127.0.0.1', port: 7070, useSSL: false, accessKey: '', secretKey: '', bucket: 'kindred', region: 'us-east-1' },
   },
+  webDir: '',
 };
 
 type Json = Record<string, unknown>;
@@ -176,6 +179,7 @@ const FLAGS: Record<string, { key: keyof KindredConfig | `${'tls' | 'xmpp' | 'cl
   '--s3-secret-key': { key: 'cluster.s3.secretKey', env: 'KINDRED_S3_SECRET_KEY' },
   '--s3-bucket': { key: 'cluster.s3.bucket', env: 'KINDRED_S3_BUCKET' },
   '--s3-region': { key: 'cluster.s3.region', env: 'KINDRED_S3_REGION' },
+  '--web-dir': { key: 'webDir', env: 'KINDRED_WEB_DIR' },
 };
 
 function setValue(target: Json, key: string, raw: string, num: boolean | undefined, kind?: Kind): void {

@@ -5,7 +5,7 @@
  * tables with S3 blobs, and shards leased through the ShardManager (src/cluster/).
  */
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { KindredConfig } from './config.js';
 import type { Logger } from './log.js';
@@ -29,6 +29,7 @@ import { Membership } from './cluster/membership.js';
 import { ShardManager } from './cluster/shard-manager.js';
 import { createHttpServer } from './protocol/http/server.js';
 import { attachNativeWebSocket } from './protocol/native/ws.js';
+import { attachStaticSite, defaultWebDir, loadStaticSite } from './protocol/http/static.js';
 import { NativeTcpListener } from './protocol/native/tcp.js';
 import { startXmpp, type XmppServer } from './protocol/xmpp/server.js';
 
@@ -188,6 +189,9 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     authTimeoutSeconds: config.limits.authTimeoutSeconds,
   };
   let ws!: ReturnType<typeof attachNativeWebSocket>;
+  // the web front end (web/, built into dist/web): read once into memory, served at /
+  const site = loadStaticSite(config.webDir ? resolve(config.webDir) : defaultWebDir());
+  if (!site.index) log.warn({ dir: site.dir }, 'no web front end built there (npm run build): / answers 404');
   const http = createHttpServer({
     gateway: service,
     config,
@@ -202,6 +206,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
         onConnectionCount: (d) => metrics.connections.inc({ transport: 'ws' }, d),
         onServerClose: (reason) => metrics.disconnects.inc({ reason }),
       });
+      attachStaticSite(app, site);
     },
   });
   const tcp = new NativeTcpListener({
