@@ -55,7 +55,8 @@ export interface KindredConfig {
 export interface ClusterConfig {
   enabled: boolean;
   natsUrls: string[];
-  cassandra: { contactPoints: string[]; localDataCenter: string; keyspace: string };
+  /** replicationFactor: copies per data center, used only when Kindred creates the keyspace (3 in production) */
+  cassandra: { contactPoints: string[]; localDataCenter: string; keyspace: string; replicationFactor: number };
   s3: { endPoint: string; port: number; useSSL: boolean; accessKey: string; secretKey: string; bucket: string; region: string };
 }
 
@@ -122,7 +123,7 @@ export const defaults: KindredConfig = {
   cluster: {
     enabled: false,
     natsUrls: ['nats://127.0.0.1:4222'],
-    cassandra: { contactPoints: ['127.0.0.1:9042'], localDataCenter: 'datacenter1', keyspace: 'kindred' },
+    cassandra: { contactPoints: ['127.0.0.1:9042'], localDataCenter: 'datacenter1', keyspace: 'kindred', replicationFactor: 1 },
     s3: { endPoint: '127.0.0.1', port: 7070, useSSL: false, accessKey: '', secretKey: '', bucket: 'kindred', region: 'us-east-1' },
   },
   webDir: '',
@@ -172,6 +173,7 @@ const FLAGS: Record<string, { key: keyof KindredConfig | `${'tls' | 'xmpp' | 'cl
   '--cassandra-contact-points': { key: 'cluster.cassandra.contactPoints', env: 'KINDRED_CASSANDRA_CONTACT_POINTS', kind: 'list' },
   '--cassandra-dc': { key: 'cluster.cassandra.localDataCenter', env: 'KINDRED_CASSANDRA_DC' },
   '--cassandra-keyspace': { key: 'cluster.cassandra.keyspace', env: 'KINDRED_CASSANDRA_KEYSPACE' },
+  '--cassandra-replication-factor': { key: 'cluster.cassandra.replicationFactor', env: 'KINDRED_CASSANDRA_REPLICATION_FACTOR', num: true },
   '--s3-endpoint': { key: 'cluster.s3.endPoint', env: 'KINDRED_S3_ENDPOINT' },
   '--s3-port': { key: 'cluster.s3.port', env: 'KINDRED_S3_PORT', num: true },
   '--s3-ssl': { key: 'cluster.s3.useSSL', env: 'KINDRED_S3_SSL', kind: 'bool' },

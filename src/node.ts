@@ -59,7 +59,11 @@ export interface NodeOverrides {
 async function openClusterStorage(config: KindredConfig): Promise<Storage> {
   const blobs = await S3BlobStore.open(config.cluster.s3);
   try {
-    const storage = await openCassandraStorage({ ...config.cluster.cassandra, blobs });
+    const { replicationFactor, ...cassandra } = config.cluster.cassandra;
+    if (!Number.isInteger(replicationFactor) || replicationFactor < 1) throw new Error('cluster.cassandra.replicationFactor must be at least 1');
+    // the replication applies only when the keyspace is created (an existing one keeps its own)
+    const replication = { class: 'NetworkTopologyStrategy', [cassandra.localDataCenter]: replicationFactor };
+    const storage = await openCassandraStorage({ ...cassandra, replication, blobs });
     return {
       ...storage,
       close: async () => {
