@@ -188,7 +188,7 @@ export class UserActor implements Actor<UserMsg, unknown> {
       case 'unmatch':
         return this.endMatch(cmd.userId, false);
       case 'block':
-        return this.block(cmd.userId);
+        return this.block(cmd.userId, connId);
       case 'presence.set':
         this.show = cmd.show;
         this.status = cmd.status;
@@ -318,10 +318,12 @@ export class UserActor implements Actor<UserMsg, unknown> {
     return { ok: true };
   }
 
-  private async block(userId: string): Promise<{ ok: true }> {
+  private async block(userId: string, connId?: string): Promise<{ ok: true }> {
     if (userId === this.userId) throw new KindredError('INVALID_ARGUMENT', 'userId: you cannot block yourself');
     await this.deps.storage.blocks.block(this.userId, userId, this.deps.clock.now());
     this.blocked.add(userId);
+    // The user's other sessions, on any node, learn of it (XMPP block-list pushes, XEP-0191).
+    this.push({ type: 'block', userId }, connId);
     this.deps.users().tell(userId, { k: 'blocked-by', userId: this.userId });
     return this.endMatch(userId, true);
   }
@@ -329,6 +331,7 @@ export class UserActor implements Actor<UserMsg, unknown> {
   // ---- sessions and presence -------------------------------------------------
 
   private async attach(session: SessionRecord): Promise<{ pending: number }> {
+    this.replaceSameResource(session);
     const wasOffline = this.sessions.size === 0;
     this.sessions.set(session.connId, session);
     if (wasOffline) this.announcePresence(true);
@@ -340,6 +343,20 @@ export class UserActor implements Actor<UserMsg, unknown> {
       this.pushTo([session], { type: 'message', message: view, offline: true });
     }
     return { pending: pending.length };
+  }
+
+  /**
+   * An XMPP resource names one session of an account (RFC 6120 §7.7.2.2): a newer session
+   * binding the same resource, on any node, replaces the older one, which is told to end.
+   * It is forgotten at once (its detach, if it comes, then finds nothing).
+   */
+  private replaceSameResource(session: SessionRecord): void {
+    if (session.transport !== 'xmpp') return;
+    for (const old of this.sessions.values()) {
+      if (old.transport !== 'xmpp' || old.device !== session.device || old.connId === session.connId) continue;
+      this.sessions.delete(old.connId);
+      this.pushTo([old], { type: 'replaced' });
+    }
   }
 
   private async detach(connId: string): Promise<void> {

@@ -133,6 +133,10 @@ export type KindredEvent =
   | { type: 'message'; message: MessageView; offline?: boolean }
   | { type: 'receipt'; from: string; messageId: string; kind: 'delivered' | 'read' }
   | { type: 'typing'; from: string; state: 'composing' | 'paused' }
-  | { type: 'presence'; userId: string; online: boolean; lastActiveAt: number | null; show?: PresenceShow; status?: string };
+  | { type: 'presence'; userId: string; online: boolean; lastActiveAt: number | null; show?: PresenceShow; status?: string }
+  /** the user blocked `userId` from another of their sessions (or over REST) */
+  | { type: 'block'; userId: string }
+  /** to one XMPP session only: a newer session bound the same resource (on any node), this one ends */
+  | { type: 'replaced' };
 
 export type EventType = KindredEvent['type'];

@@ -2,15 +2,17 @@
  * Resource binding, RFC 6120 §7 (https://www.rfc-editor.org/rfc/rfc6120#section-7), and the
  * legacy session establishment IQ (RFC 3921 §3, answered with an empty result as RFC 6121
  * Appendix E allows). A client without a resource gets a generated one; a resource already
- * bound by the same user on this node is taken over (§7.7.2.2, the old session ends with
- * <conflict/>). Binding opens the gateway session that delivers the user's events.
+ * bound by the same user is taken over (§7.7.2.2, the old session ends with <conflict/>): on
+ * this node at once (session.ts), on another node when the user's actor sees the newer session
+ * attach and sends the older one a `replaced` event. Binding opens the gateway session that
+ * delivers the user's events.
  */
 import { randomBytes } from 'node:crypto';
 import { xml } from '@xmpp/xml';
 import { checkResource, formatJid } from './jid.js';
 import type { XmppModule } from './module.js';
 import { NS } from './ns.js';
-import { StanzaError } from './stanza-errors.js';
+import { StanzaError, StreamError } from './stanza-errors.js';
 
 export const bindModule: XmppModule = {
   name: 'bind',
@@ -40,5 +42,8 @@ export const bindModule: XmppModule = {
     );
 
     ctx.iq('set', NS.session, 'session', () => undefined, { phase: 'postauth' });
+
+    // A session on another node bound this resource after us.
+    ctx.onEvent('replaced', (session) => session.close(new StreamError('conflict', 'replaced by a new session with the same resource')));
   },
 };

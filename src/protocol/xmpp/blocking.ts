@@ -8,10 +8,11 @@
  *    (only accounts can be blocked), an unknown account `<item-not-found/>`, an empty list
  *    `<bad-request/>`. A block ends the match: the roster push (`subscription='remove'`) comes
  *    from the roster module's `unmatch` event, the `unavailable` from the presence module's.
- *  - After a successful block, the `<block>` push (§3.3) goes to every resource of the user on
- *    this node that has asked for the block list, the blocking one included. Blocks made on
- *    another node, over REST or the native protocol are not pushed (the domain has no block event);
- *    the next `<blocklist/>` get shows them.
+ *  - After a successful block, the `<block>` push (§3.3) goes to every resource of the user that
+ *    has asked for the block list, on any node: to the blocking resource right after its result,
+ *    to the others from the domain's `block` event (one per blocked user), which the user's actor
+ *    sends to every session but the blocking one. Blocks made over REST or the native protocol
+ *    are pushed the same way.
  *  - `<unblock>` → `<not-allowed/>`: blocks in Kindred are permanent (the domain has no unblock).
  */
 import { xml, type Element } from '@xmpp/xml';
@@ -31,6 +32,8 @@ export const blockingModule: XmppModule = {
     ctx.disco.addFeature(BLOCKING_NS);
     const interested = ctx.sessionState<{ on: boolean }>(() => ({ on: false }));
     let pushSeq = 0;
+    const push = (to: XmppSession, jids: string[]): Element =>
+      xml('iq', { type: 'set', id: `block-${(++pushSeq).toString(36)}`, to: formatJid(to.jid) }, xml('block', { xmlns: BLOCKING_NS }, ...jids.map((j) => xml('item', { jid: j }))));
 
     /** Block list IQs are about one's own account (no `to`, or one's own bare JID). */
     const own = (session: XmppSession, to: Jid | undefined) => {
@@ -69,11 +72,16 @@ export const blockingModule: XmppModule = {
       }
       for (const userId of targets.keys()) await ctx.gateway.execute(session.principal, { op: 'block', userId }, session.connId);
 
+      // the user's other resources get theirs from the `block` events
       afterReply(() => {
-        const push = (to: XmppSession): Element =>
-          xml('iq', { type: 'set', id: `block-${(++pushSeq).toString(36)}`, to: formatJid(to.jid) }, xml('block', { xmlns: BLOCKING_NS }, ...[...targets.values()].map((j) => xml('item', { jid: j }))));
-        for (const s of ctx.sessions.ofUser(session.userId)) if (interested.peek(s)?.on) s.send(push(s));
+        if (interested.peek(session)?.on) session.send(push(session, [...targets.values()]));
       });
+    });
+
+    ctx.onEvent('block', async (session, event) => {
+      if (!interested.peek(session)?.on) return;
+      const username = await ctx.directory.usernameOf(session.principal, event.userId);
+      if (username && !session.isClosed) session.send(push(session, [bareString(jid(username, ctx.domain))]));
     });
 
     ctx.iq('set', BLOCKING_NS, 'unblock', ({ session, to }) => {
