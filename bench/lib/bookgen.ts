@@ -1,0 +1,80 @@
+/**
+ * A deterministic book generator for benches and tests: the same seed gives the same books,
+ * so figures are comparable across runs. Titles and descriptions draw from a fixed
+ * vocabulary with a skewed (Zipf-like) word distribution, authors from 240 × 320 names (so
+ * some authors have many books), ISBN-13s are valid and unique per index.
+ *
+ *   for (const b of generateBooks({ count: 1_000_000, seed: 42 })) ...   // BookInput objects
+ */
+import { isbn13CheckDigit } from '../../src/store/books/isbn.js';
+import type { BookInput } from '../../src/store/books/validate.js';
+
+const FIRST = 'Ada Alan Alice Amara Anna Arthur Astrid Ben Bianca Boris Carla Carlos Chen Chloe Clara Dante David Diego Dmitri Edith Elena Elif Emil Emma Ezra Farah Felix Flora Frank Freya Gabriel Grace Hana Hector Helen Hugo Ian Ines Ingrid Isaac Ivan Jack Jade James Jana Javier Jonas Jorge Julia Kai Karim Kate Kenji Lara Laura Leo Leon Lin Lina Lucas Lucia Luis Maria Mark Marta Max Maya Mei Mia Milan Mina Nadia Nina Noah Nora Olga Omar Oscar Pablo Paul Petra Quinn Rafael Rania Rosa Ruth Sam Sara Selma Simon Sofia Sven Tara Theo Tomas Uma Ursula Vera Victor Wanda Yara Yusuf Zoe Zora'.split(' ');
+const LAST = 'Abbott Adler Ahmed Alvarez Andersen Arendt Bauer Becker Bell Berg Blake Brandt Brooks Byrne Campbell Chen Cohen Costa Cruz Dahl Dias Duarte Dubois Eriksen Evans Falk Fischer Fontaine Fox Garcia Gomez Grant Gray Gupta Haas Hansen Hart Hayes Hoffmann Holm Huang Ibarra Ito Jansen Jensen Kaur Keller Khan Kim Klein Koch Kowalski Kruger Lange Larsen Le\u00a0Guin Lewis Lindqvist Lopez Lund Maier Marsh Martins Meyer Miller Moreau Morgan Murphy Nakamura Novak Nunez Olsen Ortiz Park Patel Perez Petrov Quinn Reyes Richter Rossi Ruiz Sato Schmidt Schulz Silva Singh Sousa Stein Suzuki Tanaka Torres Vargas Vogel Wagner Walsh Weber Wolf Wright Young Zhang Ziegler'.split(' ').map((s) => s.replace('\u00a0', ' '));
+const ADJ = 'silent hidden broken golden last lost distant bright dark secret quiet wild burning frozen ancient endless crimson hollow gentle restless scarlet silver final forgotten winter summer midnight northern southern invisible little great strange bitter sweet iron glass paper velvet'.split(' ');
+const NOUN = 'river garden city house mountain sea forest road night dream mirror letter island kingdom empire shadow voice song storm fire star ocean harbor bridge tower clock map window door machine library orchard station lighthouse valley desert winter summer daughter son king queen stranger'.split(' ');
+const WORDS = 'a an the of in on at to for with and but or as by from into over after before under between through during without within story novel life love war family memory time world journey history secret death power truth home friend child mother father woman man city country year night day light water earth war peace hope fear change loss return escape search discovery mystery adventure romance crime detective science fiction fantasy magic dragon ship space planet future past village school university doctor soldier artist writer teacher thief spy captain pilot sailor farmer king queen prince princess island coast river mountain forest desert winter spring summer autumn revolution empire republic kingdom border refugee exile immigrant generation inheritance fortune debt murder trial justice betrayal loyalty courage friendship marriage divorce childhood youth old age illness healing music painting theatre film photograph letter diary map journey train road bridge garden house room window door kitchen table bread wine coffee tea'.split(' ');
+
+/** mulberry32: small, fast, deterministic. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Skewed pick: low indexes far more often (roughly Zipf with s≈1). */
+function zipf<T>(list: readonly T[], r: () => number): T {
+  return list[Math.floor(list.length ** r() - 1)] ?? list[0]!;
+}
+
+function pick<T>(list: readonly T[], r: () => number): T {
+  return list[Math.floor(r() * list.length)]!;
+}
+
+function cap(w: string): string {
+  return w.charAt(0).toUpperCase() + w.slice(1);
+}
+
+/** The valid, unique ISBN-13 of book number `i` (979 prefix, so never a real 978 book). */
+export function isbnFor(i: number): string {
+  const first12 = `979${String(i).padStart(9, '0')}`;
+  return first12 + isbn13CheckDigit(first12);
+}
+
+export function authorName(i: number): string {
+  return `${FIRST[i % FIRST.length]} ${LAST[Math.floor(i / FIRST.length) % LAST.length]}`;
+}
+
+export const AUTHOR_COUNT = FIRST.length * LAST.length;
+
+export function generateBook(i: number, seed = 42): BookInput {
+  const r = prng((seed * 2654435761 + i * 40503) >>> 0);
+  const title = r() < 0.5 ? `The ${cap(pick(ADJ, r))} ${cap(pick(NOUN, r))}` : `${cap(pick(NOUN, r))} of the ${cap(pick(ADJ, r))} ${cap(pick(NOUN, r))}`;
+  const authors = [authorName(Math.floor(AUTHOR_COUNT ** r()) - 1)];
+  if (r() < 0.1) authors.push(authorName(Math.floor(r() * AUTHOR_COUNT)));
+  const words: string[] = [];
+  const n = 12 + Math.floor(r() * 24);
+  for (let w = 0; w < n; w++) words.push(zipf(WORDS, r));
+  const formatsRoll = r();
+  const formats: BookInput['formats'] = formatsRoll < 0.3 ? ['ebook'] : formatsRoll < 0.6 ? ['print'] : ['ebook', 'print'];
+  return {
+    title,
+    authors,
+    isbn: isbnFor(i),
+    description: `${cap(words.join(' '))}.`,
+    priceCents: 199 + Math.floor(r() * 60) * 50,
+    currency: 'EUR',
+    formats,
+    stock: formats.includes('print') ? Math.floor(r() * 50) : 0,
+  };
+}
+
+export function* generateBooks(opts: { count: number; seed?: number; from?: number }): Generator<BookInput> {
+  const from = opts.from ?? 0;
+  for (let i = from; i < from + opts.count; i++) yield generateBook(i, opts.seed ?? 42);
+}

@@ -1,0 +1,428 @@
+/**
+ * The Books service's cluster store: its own keyspace `<base>_books`.
+ *
+ * table              | key                              | how it is written
+ * -------------------|----------------------------------|-----------------------------------------------
+ * books              | (book_id)                        | INSERT IF NOT EXISTS on create, UPDATE IF EXISTS
+ * books_by_isbn      | (isbn) -> book_id                | INSERT IF NOT EXISTS (LWT): one book per ISBN
+ * book_stock         | (book_id), order_id              | the row order_id = '' holds `available`; every
+ *                    |                                  | other row is one order's hold of `quantity` copies
+ * stock_reservations | (order_id)                       | status moved by LWTs only (see below)
+ *
+ * Why stock never oversells on any number of nodes: taking copies for an order is ONE
+ * conditional batch on the book's partition, `UPDATE available = a - q WHERE order_id = ''
+ * IF available = a` together with `INSERT hold (order_id, q) IF NOT EXISTS`. Paxos applies
+ * it only if nobody changed `available` since we read `a` and this order holds nothing yet,
+ * so concurrent takers serialise on the partition and available stays >= 0; a repeat of
+ * the same order (a retry, a second node, a lost answer) finds its hold and takes nothing.
+ * Returning copies is the mirror batch (`available = a + q IF available = a`, `DELETE hold
+ * IF quantity = q`), so copies are returned at most once.
+ *
+ * A reservation spans several partitions (one per book), so its all-or-nothing outcome is
+ * a small state machine on stock_reservations, every transition an LWT:
+ *   pending ──(every line held)──▶ reserved ──▶ committed
+ *      │                              └──▶ releasing ──(holds returned)──▶ released
+ *      └──(a line short)──▶ rejecting ──(holds returned)──▶ rejected
+ * Each step is idempotent and every operation loops "read the state with SERIAL, do the
+ * next step", so a retry, a concurrent duplicate or a caller that crashed half-way is
+ * finished by the next call instead of leaving copies taken.
+ */
+import { KindredError } from '../../errors.js';
+import type { BookRecord, BookStore, ReservationLine, ReserveOutcome, StoredBook } from '../../store/books/storage.js';
+import { mergeLines, outcomeOf } from '../../store/books/stock-lines.js';
+import { backoff, isRetryable, isUnknownOutcome, toNum, type Row, type Session } from './client.js';
+import { openServiceKeyspace, type ServiceKeyspaceOptions } from './store-schema.js';
+
+export const BOOKS_KEYSPACE_VERSION = 1;
+
+const TABLES: Array<[string, string]> = [
+  ['books', `(
+    book_id text PRIMARY KEY,
+    title text, authors list<text>, isbn text, description text,
+    price_cents bigint, currency text, formats list<text>,
+    cover_image_id text, ebook_key text, ebook_type text, ebook_bytes bigint,
+    created_at bigint, updated_at bigint)`],
+  ['books_by_isbn', `(isbn text PRIMARY KEY, book_id text)`],
+  ['book_stock', `(
+    book_id text, order_id text, available int, quantity int,
+    PRIMARY KEY ((book_id), order_id))`],
+  ['stock_reservations', `(
+    order_id text PRIMARY KEY, status text, lines text, failed_book text, updated_at bigint)`],
+];
+
+/** Rounds of one operation before it gives up with UNAVAILABLE (each round, some competing change won). */
+const ROUNDS = 64;
+const STOCK_ROW = '';
+
+function toStored(r: Row, stock: number): StoredBook {
+  return {
+    record: {
+      bookId: r.book_id,
+      title: r.title,
+      authors: (r.authors as string[] | null) ?? [],
+      isbn: r.isbn,
+      description: r.description ?? '',
+      priceCents: toNum(r.price_cents),
+      currency: r.currency,
+      formats: ((r.formats as string[] | null) ?? []) as BookRecord['formats'],
+      coverImageId: (r.cover_image_id as string | null) ?? null,
+      ebook: r.ebook_key ? { blobKey: r.ebook_key, contentType: r.ebook_type ?? 'application/octet-stream', bytes: toNum(r.ebook_bytes ?? 0) } : null,
+      createdAt: toNum(r.created_at),
+      updatedAt: toNum(r.updated_at),
+    },
+    stock,
+  };
+}
+
+interface Reservation {
+  status: string;
+  lines: ReservationLine[];
+  failedBook: string | null;
+}
+
+const COLS = 'book_id, title, authors, isbn, description, price_cents, currency, formats, cover_image_id, ebook_key, ebook_type, ebook_bytes, created_at, updated_at';
+
+export class CassandraBookStore implements BookStore {
+  private readonly q: Record<string, string>;
+  private readonly queues = new Map<string, Promise<void>>();
+
+  private constructor(private readonly s: Session, ks: string) {
+    this.q = {
+      insert: `INSERT INTO ${ks}.books (${COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
+      update: `UPDATE ${ks}.books SET title = ?, authors = ?, isbn = ?, description = ?, price_cents = ?, currency = ?, formats = ?,
+        cover_image_id = ?, ebook_key = ?, ebook_type = ?, ebook_bytes = ?, updated_at = ? WHERE book_id = ? IF EXISTS`,
+      get: `SELECT ${COLS} FROM ${ks}.books WHERE book_id = ?`,
+      delete: `DELETE FROM ${ks}.books WHERE book_id = ? IF EXISTS`,
+      page: `SELECT ${COLS} FROM ${ks}.books WHERE token(book_id) > token(?) LIMIT ?`,
+      pageFirst: `SELECT ${COLS} FROM ${ks}.books LIMIT ?`,
+      claimIsbn: `INSERT INTO ${ks}.books_by_isbn (isbn, book_id) VALUES (?, ?) IF NOT EXISTS`,
+      moveIsbn: `UPDATE ${ks}.books_by_isbn SET book_id = ? WHERE isbn = ? IF book_id = ?`,
+      isbn: `SELECT book_id FROM ${ks}.books_by_isbn WHERE isbn = ?`,
+      freeIsbn: `DELETE FROM ${ks}.books_by_isbn WHERE isbn = ? IF book_id = ?`,
+      stock: `SELECT available FROM ${ks}.book_stock WHERE book_id = ? AND order_id = ''`,
+      stockAndHold: `SELECT order_id, available, quantity FROM ${ks}.book_stock WHERE book_id = ? AND order_id IN ('', ?)`,
+      initStock: `INSERT INTO ${ks}.book_stock (book_id, order_id, available) VALUES (?, '', ?) IF NOT EXISTS`,
+      casStock: `UPDATE ${ks}.book_stock SET available = ? WHERE book_id = ? AND order_id = '' IF available = ?`,
+      hold: `INSERT INTO ${ks}.book_stock (book_id, order_id, quantity) VALUES (?, ?, ?) IF NOT EXISTS`,
+      unhold: `DELETE FROM ${ks}.book_stock WHERE book_id = ? AND order_id = ? IF quantity = ?`,
+      reservation: `SELECT status, lines, failed_book FROM ${ks}.stock_reservations WHERE order_id = ?`,
+      claimReservation: `INSERT INTO ${ks}.stock_reservations (order_id, status, lines, updated_at) VALUES (?, 'pending', ?, ?) IF NOT EXISTS`,
+      moveReservation: `UPDATE ${ks}.stock_reservations SET status = ?, updated_at = ? WHERE order_id = ? IF status = ?`,
+      rejectReservation: `UPDATE ${ks}.stock_reservations SET status = 'rejecting', failed_book = ?, updated_at = ? WHERE order_id = ? IF status = 'pending'`,
+    };
+  }
+
+  static async open(opts: ServiceKeyspaceOptions): Promise<CassandraBookStore> {
+    const { session, ks } = await openServiceKeyspace(opts, 'books', TABLES, BOOKS_KEYSPACE_VERSION);
+    return new CassandraBookStore(session, ks);
+  }
+
+  /** Runs an LWT; true/false when its outcome is known, undefined when it is not (timeout, contention). */
+  private async cas(query: string, params: unknown[]): Promise<{ applied: boolean; row: Row } | undefined> {
+    try {
+      const rs = await this.s.execute(query, params);
+      const row = rs.first();
+      return { applied: row ? row['[applied]'] === true : true, row };
+    } catch (err) {
+      if (isUnknownOutcome(err) || isRetryable(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async casBatch(queries: Array<{ query: string; params: unknown[] }>): Promise<boolean | undefined> {
+    try {
+      const rs = await this.s.batch(queries, { logged: true });
+      return rs.first()?.['[applied]'] === true;
+    } catch (err) {
+      if (isUnknownOutcome(err) || isRetryable(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** A SERIAL read; retried a few times when Paxos contention makes it time out (a read changes nothing). */
+  private async serial(query: string, params: unknown[]): Promise<Row[]> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return (await this.s.execute(query, params, { serial: true, idempotent: true })).rows;
+      } catch (err) {
+        if (attempt >= 8 || !(isUnknownOutcome(err) || isRetryable(err))) throw err;
+        await backoff(attempt);
+      }
+    }
+  }
+
+  /**
+   * Runs `fn` after the previous task for the same key on this process finished. Purely an
+   * optimisation: correctness comes from the LWTs, but letting one process send one Paxos
+   * round per book at a time avoids the contention (and timeouts) of hundreds at once.
+   */
+  private serialised<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(key) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.then(() => undefined, () => undefined);
+    this.queues.set(key, tail);
+    void tail.then(() => {
+      if (this.queues.get(key) === tail) this.queues.delete(key);
+    });
+    return run;
+  }
+
+  private recordParams(b: BookRecord): unknown[] {
+    return [
+      b.bookId, b.title, b.authors, b.isbn, b.description, b.priceCents, b.currency, b.formats,
+      b.coverImageId, b.ebook?.blobKey ?? null, b.ebook?.contentType ?? null, b.ebook?.bytes ?? null, b.createdAt, b.updatedAt,
+    ];
+  }
+
+  /** Makes `bookId` the owner of `isbn`; CONFLICT when a live book owns it. A claim whose book is gone is taken over. */
+  private async claimIsbn(isbn: string, bookId: string): Promise<void> {
+    for (let round = 0; round < ROUNDS; round++) {
+      const r = await this.cas(this.q.claimIsbn, [isbn, bookId]);
+      let owner: string | undefined;
+      if (r?.applied) return;
+      owner = r ? (r.row.book_id as string) : ((await this.serial(this.q.isbn, [isbn]))[0]?.book_id as string | undefined);
+      if (owner === bookId) return;
+      if (owner === undefined) continue;
+      // A claim left by a create that crashed before writing its book, or by a deleted book: take it over.
+      const live = (await this.s.execute(this.q.get, [owner], { idempotent: true })).first();
+      if (live && live.isbn === isbn) throw new KindredError('CONFLICT', `isbn: ${isbn} is already the ISBN of book ${owner}`);
+      await this.cas(this.q.moveIsbn, [bookId, isbn, owner]);
+      await backoff(round);
+    }
+    throw new KindredError('UNAVAILABLE', 'cassandra: the ISBN claim stayed contended');
+  }
+
+  async create(record: BookRecord, stock: number): Promise<void> {
+    await this.claimIsbn(record.isbn, record.bookId);
+    // Stock before the book row, so a visible book always has its stock row.
+    for (let round = 0; ; round++) {
+      const r = await this.cas(this.q.initStock, [record.bookId, stock]);
+      if (r) break;
+      if (round >= ROUNDS) throw new KindredError('UNAVAILABLE', 'cassandra: could not write the stock row');
+      await backoff(round);
+    }
+    for (let round = 0; round < ROUNDS; round++) {
+      const r = await this.cas(this.q.insert, this.recordParams(record));
+      if (r?.applied) return;
+      const existing = r ? r.row : (await this.serial(this.q.get, [record.bookId]))[0];
+      if (!existing) continue;
+      // A retry of our own create (same ISBN, same creation time) is success.
+      if (existing.isbn === record.isbn && toNum(existing.created_at) === record.createdAt) return;
+      throw new KindredError('CONFLICT', `book ${record.bookId} exists`);
+    }
+    throw new KindredError('UNAVAILABLE', 'cassandra: could not insert the book');
+  }
+
+  async update(record: BookRecord): Promise<void> {
+    const current = (await this.serial(this.q.get, [record.bookId]))[0];
+    if (!current) throw new KindredError('NOT_FOUND', 'no such book');
+    const oldIsbn = current.isbn as string;
+    if (oldIsbn !== record.isbn) await this.claimIsbn(record.isbn, record.bookId);
+    const p = this.recordParams(record);
+    for (let round = 0; round < ROUNDS; round++) {
+      const r = await this.cas(this.q.update, [...p.slice(1, 12), record.updatedAt, record.bookId]);
+      if (r && !r.applied) {
+        if (oldIsbn !== record.isbn) await this.cas(this.q.freeIsbn, [record.isbn, record.bookId]);
+        throw new KindredError('NOT_FOUND', 'no such book');
+      }
+      if (r?.applied) break;
+      const now = (await this.serial(this.q.get, [record.bookId]))[0];
+      if (now && toNum(now.updated_at) === record.updatedAt && now.isbn === record.isbn) break;
+      await backoff(round);
+    }
+    if (oldIsbn !== record.isbn) await this.cas(this.q.freeIsbn, [oldIsbn, record.bookId]);
+  }
+
+  async setStock(bookId: string, stock: number): Promise<void> {
+    if (!(await this.s.execute(this.q.get, [bookId], { idempotent: true })).first()) throw new KindredError('NOT_FOUND', 'no such book');
+    for (let round = 0; round < ROUNDS; round++) {
+      const cur = (await this.serial(this.q.stock, [bookId]))[0];
+      if (!cur) {
+        if ((await this.cas(this.q.initStock, [bookId, stock]))?.applied) return;
+        continue;
+      }
+      const r = await this.cas(this.q.casStock, [stock, bookId, cur.available]);
+      if (r?.applied) return;
+      await backoff(round);
+    }
+    throw new KindredError('UNAVAILABLE', 'cassandra: the stock row stayed contended');
+  }
+
+  async remove(bookId: string): Promise<boolean> {
+    const current = (await this.serial(this.q.get, [bookId]))[0];
+    if (!current) return false;
+    const r = await this.cas(this.q.delete, [bookId]);
+    if (r && !r.applied) return false;
+    await this.cas(this.q.freeIsbn, [current.isbn, bookId]);
+    return true;
+  }
+
+  private async stockOf(bookId: string): Promise<number> {
+    const r = (await this.s.execute(this.q.stock, [bookId], { idempotent: true })).first();
+    return r ? toNum(r.available ?? 0) : 0;
+  }
+
+  async get(bookId: string): Promise<StoredBook | undefined> {
+    const [row, stock] = await Promise.all([this.s.execute(this.q.get, [bookId], { idempotent: true }).then((rs) => rs.first()), this.stockOf(bookId)]);
+    return row ? toStored(row, stock) : undefined;
+  }
+
+  async getMany(bookIds: string[]): Promise<StoredBook[]> {
+    const found = await Promise.all([...new Set(bookIds)].map((id) => this.get(id)));
+    return found.filter((b): b is StoredBook => b !== undefined);
+  }
+
+  async byIsbn(isbn: string): Promise<StoredBook | undefined> {
+    const owner = (await this.s.execute(this.q.isbn, [isbn], { idempotent: true })).first();
+    if (!owner) return undefined;
+    const book = await this.get(owner.book_id as string);
+    return book && book.record.isbn === isbn ? book : undefined;
+  }
+
+  /** Token order (Cassandra's partition order): stable across calls, resumable from the last bookId. */
+  async page(after: string | undefined, limit: number): Promise<StoredBook[]> {
+    const rs = after === undefined
+      ? await this.s.execute(this.q.pageFirst, [limit], { idempotent: true })
+      : await this.s.execute(this.q.page, [after, limit], { idempotent: true });
+    const stocks = await Promise.all(rs.rows.map((r) => this.stockOf(r.book_id as string)));
+    return rs.rows.map((r, i) => toStored(r, stocks[i]!));
+  }
+
+  // ── stock ───────────────────────────────────────────────────────────
+
+  private async reservation(orderId: string): Promise<Reservation | undefined> {
+    const r = (await this.serial(this.q.reservation, [orderId]))[0];
+    if (!r) return undefined;
+    return { status: r.status as string, lines: JSON.parse((r.lines as string) ?? '[]') as ReservationLine[], failedBook: (r.failed_book as string | null) ?? null };
+  }
+
+  private async move(orderId: string, from: string, to: string): Promise<void> {
+    await this.cas(this.q.moveReservation, [to, Date.now(), orderId, from]);
+  }
+
+  /** Holds `quantity` copies of the book for the order; false when fewer are available. Idempotent. */
+  private take(bookId: string, orderId: string, quantity: number): Promise<boolean> {
+    return this.serialised(bookId, () => this.takeNow(bookId, orderId, quantity));
+  }
+
+  private async takeNow(bookId: string, orderId: string, quantity: number): Promise<boolean> {
+    for (let round = 0; round < ROUNDS; round++) {
+      const rows = await this.serial(this.q.stockAndHold, [bookId, orderId]);
+      if (rows.some((r) => r.order_id === orderId)) return true;
+      const stock = rows.find((r) => r.order_id === STOCK_ROW);
+      const available = stock ? toNum(stock.available ?? 0) : 0;
+      if (available < quantity) return false;
+      const applied = await this.casBatch([
+        { query: this.q.casStock, params: [available - quantity, bookId, available] },
+        { query: this.q.hold, params: [bookId, orderId, quantity] },
+      ]);
+      if (applied) return true;
+      if (applied === false && round > 2) await backoff(round - 2);
+    }
+    throw new KindredError('UNAVAILABLE', `cassandra: stock of ${bookId} stayed contended`);
+  }
+
+  /** Returns the order's hold on the book, if it has one. Idempotent. */
+  private giveBack(bookId: string, orderId: string): Promise<void> {
+    return this.serialised(bookId, () => this.giveBackNow(bookId, orderId));
+  }
+
+  private async giveBackNow(bookId: string, orderId: string): Promise<void> {
+    for (let round = 0; round < ROUNDS; round++) {
+      const rows = await this.serial(this.q.stockAndHold, [bookId, orderId]);
+      const hold = rows.find((r) => r.order_id === orderId);
+      if (!hold) return;
+      const stock = rows.find((r) => r.order_id === STOCK_ROW);
+      const available = stock ? toNum(stock.available ?? 0) : 0;
+      const quantity = toNum(hold.quantity);
+      const applied = await this.casBatch([
+        { query: this.q.casStock, params: [available + quantity, bookId, available] },
+        { query: this.q.unhold, params: [bookId, orderId, quantity] },
+      ]);
+      if (applied) return;
+      if (applied === false && round > 2) await backoff(round - 2);
+    }
+    throw new KindredError('UNAVAILABLE', `cassandra: stock of ${bookId} stayed contended`);
+  }
+
+  async reserve(orderId: string, lines: ReservationLine[]): Promise<ReserveOutcome> {
+    const merged = mergeLines(lines);
+    for (let round = 0; round < ROUNDS; round++) {
+      const r = await this.reservation(orderId);
+      if (!r) {
+        await this.cas(this.q.claimReservation, [orderId, JSON.stringify(merged), Date.now()]);
+        continue;
+      }
+      switch (r.status) {
+        case 'pending': {
+          let short: string | undefined;
+          for (const line of r.lines) {
+            if (!(await this.take(line.bookId, orderId, line.quantity))) {
+              short = line.bookId;
+              break;
+            }
+          }
+          if (short === undefined) await this.move(orderId, 'pending', 'reserved');
+          else await this.cas(this.q.rejectReservation, [short, Date.now(), orderId]);
+          continue;
+        }
+        case 'rejecting':
+          for (const line of r.lines) await this.giveBack(line.bookId, orderId);
+          await this.move(orderId, 'rejecting', 'rejected');
+          continue;
+        case 'releasing':
+          for (const line of r.lines) await this.giveBack(line.bookId, orderId);
+          await this.move(orderId, 'releasing', 'released');
+          continue;
+        default:
+          return outcomeOf(r.status, r.failedBook);
+      }
+    }
+    throw new KindredError('UNAVAILABLE', 'cassandra: the reservation stayed contended');
+  }
+
+  async release(orderId: string): Promise<boolean> {
+    for (let round = 0; round < ROUNDS; round++) {
+      const r = await this.reservation(orderId);
+      if (!r) return false;
+      switch (r.status) {
+        case 'reserved':
+          await this.move(orderId, 'reserved', 'releasing');
+          continue;
+        case 'pending':
+          // A reservation that never finished (its caller crashed): release what it took.
+          await this.move(orderId, 'pending', 'releasing');
+          continue;
+        case 'releasing':
+        case 'rejecting':
+          for (const line of r.lines) await this.giveBack(line.bookId, orderId);
+          await this.move(orderId, r.status, r.status === 'releasing' ? 'released' : 'rejected');
+          continue;
+        case 'released':
+          return true;
+        case 'rejected':
+          // A duplicate reserve racing the rejection may have left a hold behind: return it.
+          for (const line of r.lines) await this.giveBack(line.bookId, orderId);
+          return false;
+        default:
+          return false; // committed
+      }
+    }
+    throw new KindredError('UNAVAILABLE', 'cassandra: the release stayed contended');
+  }
+
+  async commit(orderId: string): Promise<boolean> {
+    for (let round = 0; round < ROUNDS; round++) {
+      const r = await this.reservation(orderId);
+      if (!r) return false;
+      if (r.status === 'committed') return true;
+      if (r.status !== 'reserved') return false;
+      await this.move(orderId, 'reserved', 'committed');
+    }
+    throw new KindredError('UNAVAILABLE', 'cassandra: the commit stayed contended');
+  }
+
+  close(): Promise<void> {
+    return this.s.close();
+  }
+}

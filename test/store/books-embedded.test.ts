@@ -1,0 +1,15 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { SqliteBookStore } from '../../src/storage/sqlite/store-books.js';
+import { booksContract } from './books-contract.js';
+
+const dirs: string[] = [];
+t.teardown(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+booksContract(t, 'embedded', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kindred-books-'));
+  dirs.push(dir);
+  return SqliteBookStore.open(dir, { fsync: false });
+});
