@@ -9,6 +9,8 @@ need=""
 /usr/bin/python3 -c 'import slixmpp' 2>/dev/null || need="$need python3-slixmpp"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v nats-server >/dev/null 2>&1 || need="$need nats-server"
+# the web front end's browser tests drive Debian's Chromium with playwright-core
+[ -x /usr/bin/chromium ] || need="$need chromium"
 [ -z "$need" ] && exit 0
 
 echo "test-deps: installing$need (first run only)"
@@ -21,3 +23,4 @@ $SUDO apt-get install -y --no-install-recommends $need >/dev/null 2>&1 || {
 } || { echo "test-deps: could not install$need; install it by hand (apt-get install$need)" >&2; exit 1; }
 /usr/bin/python3 -c 'import slixmpp' || { echo "test-deps: slixmpp still not importable by /usr/bin/python3" >&2; exit 1; }
 command -v nats-server >/dev/null 2>&1 || { echo "test-deps: nats-server still not on PATH after installing it" >&2; exit 1; }
+[ -x /usr/bin/chromium ] || { echo "test-deps: /usr/bin/chromium still missing after installing chromium" >&2; exit 1; }

@@ -411,14 +411,14 @@ function ReportDialog({ peerId, name, onClose }: { peerId: string; name: string;
     <dialog ref={dialog} aria-labelledby="report-title" onClose={onClose}>
       <form class="form" onSubmit={submit}>
         <h2 id="report-title">Report {name}</h2>
-        <label>
-          Reason
-          <select value={reason} onChange={(e) => setReason(e.currentTarget.value)}>
+        <div class="field">
+          <label for="report-reason">Reason</label>
+          <select id="report-reason" value={reason} onChange={(e) => setReason(e.currentTarget.value)}>
             {REASONS.map((r) => (
               <option value={r}>{r}</option>
             ))}
           </select>
-        </label>
+        </div>
         <label>
           What happened? (optional)
           <textarea rows={4} maxLength={2000} value={details} onInput={(e) => setDetails(e.currentTarget.value)} />

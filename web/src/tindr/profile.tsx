@@ -235,14 +235,15 @@ function DetailsForm({ profile, onSaved }: { profile: MyProfile; onSaved: () => 
           Birth date
           <input name="birthDate" type="date" required value={birthDate} onInput={(e) => setBirthDate(e.currentTarget.value)} />
         </label>
-        <label>
-          Gender
-          <select name="gender" value={gender} onChange={(e) => setGender(e.currentTarget.value as Gender)}>
+        {/* label by id: a wrapping label would add the chosen option to the select's name */}
+        <div class="field">
+          <label for="profile-gender">Gender</label>
+          <select id="profile-gender" name="gender" value={gender} onChange={(e) => setGender(e.currentTarget.value as Gender)}>
             {GENDERS.map((g) => (
               <option value={g}>{g}</option>
             ))}
           </select>
-        </label>
+        </div>
       </div>
       <label>
         Bio
