@@ -27,6 +27,7 @@ import { S3BlobStore } from './storage/s3.js';
 import { NatsBus } from './actors/nats-bus.js';
 import { Membership } from './cluster/membership.js';
 import { ShardManager } from './cluster/shard-manager.js';
+import { SessionFailover } from './cluster/session-failover.js';
 import { createHttpServer } from './protocol/http/server.js';
 import { attachNativeWebSocket } from './protocol/native/ws.js';
 import { attachStaticSite, defaultWebDir, loadStaticSite } from './protocol/http/static.js';
@@ -125,6 +126,8 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     idleMs: config.actors.idleMs,
     askTimeoutMs: config.actors.askTimeoutMs,
     clock,
+    // an ask arriving while its shard moves between nodes waits for the new owner
+    waitForOwner: cluster,
   });
   metrics = new Metrics({ actors: () => users.activeCount, mailboxDepth: () => users.mailboxDepth });
   const hub = new SessionHub(
@@ -151,6 +154,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
   users.start();
   let membership: Membership | undefined;
   let shardManager: ShardManager | undefined;
+  let sessionFailover: SessionFailover | undefined;
   if (cluster) {
     const nats = bus as NatsBus;
     membership = new Membership(bus, config.nodeId);
@@ -167,11 +171,21 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
       },
       log: (msg, extra) => log.info({ nodeId: config.nodeId, ...extra }, msg),
     });
+    sessionFailover = new SessionFailover({
+      bus,
+      membership,
+      nodeGone: (nodeId) => users.tellLocal({ k: 'node-gone', nodeId }),
+      reattachAll: () => {
+        for (const { userId, session } of hub.sessionsWhere(() => true)) users.tell(userId, { k: 'attach', session });
+      },
+    });
     membership.start();
+    sessionFailover.start();
     try {
       await shardManager.start();
     } catch (err) {
       // e.g. the NATS server has no JetStream: release what started, so nothing leaks
+      sessionFailover.stop();
       membership.stop();
       await shardManager.stop().catch(() => undefined);
       await users.stop();
@@ -229,6 +243,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     await tcp.close();
     clearInterval(pruneTimer);
     // leave first, so the others compute the placement without us, then hand the shards over
+    sessionFailover?.stop();
     membership?.stop();
     await shardManager?.stop();
     await users.stop();

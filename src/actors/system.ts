@@ -54,6 +54,30 @@ export interface ActorSystemOptions<M, R> {
   idleMs: number;
   askTimeoutMs: number;
   clock: Clock;
+  /**
+   * Cluster mode: an ask that finds nobody serving its shard (the gap while a shard moves
+   * between owners) is retried until its deadline instead of failing at once, so a
+   * steady client sees latency rather than errors during a handoff. Default false.
+   */
+  waitForOwner?: boolean;
+}
+
+/** Backoff between retries of an ask whose shard has no owner yet. */
+const OWNER_RETRY_FIRST_MS = 50;
+const OWNER_RETRY_MAX_MS = 400;
+/** What `deliver` answers while this system stops: the letter was not processed. */
+const NOT_HOSTED = 'actor not hosted here: node is shutting down';
+
+/**
+ * Whether a failed ask certainly never reached an actor, so sending it again cannot
+ * apply it twice: nobody subscribed to the shard (both buses say "no responder") or the
+ * receiving system was stopping and refused it unprocessed.
+ */
+export function neverDelivered(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  if (e?.code !== 'UNAVAILABLE') return false;
+  const message = String(e.message ?? '');
+  return message.startsWith('no responder for ') || message === NOT_HOSTED;
 }
 
 export class ActorSystem<M, R> {
@@ -93,7 +117,30 @@ export class ActorSystem<M, R> {
     // The deadline is a little shorter than the bus timeout, so a request the asker
     // reports as timed out has certainly not been (and will not be) processed.
     const envelope: Envelope<M> = { id, msg, deadline: this.opts.clock.now() + Math.max(1, this.opts.askTimeoutMs - 250) };
-    return this.opts.bus.request(this.subject(this.opts.shards.shardOf(id)), envelope, this.opts.askTimeoutMs) as Promise<R>;
+    const subject = this.subject(this.opts.shards.shardOf(id));
+    if (!this.opts.waitForOwner) return this.opts.bus.request(subject, envelope, this.opts.askTimeoutMs) as Promise<R>;
+    return this.askUntilOwned(subject, envelope);
+  }
+
+  /**
+   * Asks, and while the shard has no owner (released by one node, not yet leased by the
+   * next: up to the lease TTL after a node dies) asks again with backoff. Only letters
+   * that never reached an actor are re-sent, and all within the one ask timeout, measured
+   * in real time (the actor clock may be a test's manual clock).
+   */
+  private async askUntilOwned(subject: string, envelope: Envelope<M>): Promise<R> {
+    const end = Date.now() + this.opts.askTimeoutMs;
+    let backoff = OWNER_RETRY_FIRST_MS;
+    for (;;) {
+      try {
+        return (await this.opts.bus.request(subject, envelope, Math.max(1, end - Date.now()))) as R;
+      } catch (err) {
+        // 250 ms kept back: a retry must still have time to be answered
+        if (!neverDelivered(err) || this.stopping || Date.now() + backoff > end - 250) throw err;
+      }
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, OWNER_RETRY_MAX_MS);
+    }
   }
 
   /** Fire-and-forget to the actor `id`, activating it if needed. */
@@ -106,6 +153,20 @@ export class ActorSystem<M, R> {
   tellIfActive(id: string, msg: M): void {
     const envelope: Envelope<M> = { id, msg, ifActive: 1 };
     this.opts.bus.publish(this.subject(this.opts.shards.shardOf(id)), envelope);
+  }
+
+  /**
+   * Posts `msg` to every actor active on this node (e.g. "node X is dead: drop its
+   * sessions"). Each actor handles it in its mailbox order, like any other letter; an actor
+   * whose mailbox is full misses it (it is bounded work, not a guarantee).
+   */
+  tellLocal(msg: M): number {
+    let n = 0;
+    for (const cell of this.cells.values()) {
+      n++;
+      void cell.ready.then(() => cell.mailbox.post(msg)).catch(() => undefined);
+    }
+    return n;
   }
 
   /** Resolves once a shard taken away from this owner has no live actor here any more. */
@@ -154,7 +215,7 @@ export class ActorSystem<M, R> {
     let cell = this.cells.get(envelope.id);
     if (!cell) {
       if (envelope.ifActive) return undefined;
-      if (this.stopping) return Promise.reject(new KindredError('UNAVAILABLE', 'node is shutting down'));
+      if (this.stopping) return Promise.reject(new KindredError('UNAVAILABLE', NOT_HOSTED));
       cell = this.activate(envelope.id);
     }
     cell.lastUsed = this.opts.clock.now();

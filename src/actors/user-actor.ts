@@ -19,6 +19,7 @@ import type { ProfileViews } from '../domain/profiles.js';
 import type { Transport } from '../domain/gateway.js';
 import { KindredError } from '../errors.js';
 import { monthBucket, newId } from '../ids.js';
+import { clientIdDigest, idDigestPart, messageIdFor } from './client-ids.js';
 import { TokenBucket } from '../domain/rate-limit.js';
 
 export interface SessionRecord {
@@ -38,6 +39,8 @@ export type UserMsg =
   | { k: 'cmd'; connId?: string; cmd: ActorCommand }
   | { k: 'attach'; session: SessionRecord }
   | { k: 'detach'; connId: string }
+  /** membership declared `nodeId` dead: its connections are gone, drop their sessions */
+  | { k: 'node-gone'; nodeId: string }
   | { k: 'matched'; matchId: string; peerId: string; firstBucket: number; superlike: boolean; at: number }
   | { k: 'ended'; matchId: string; peerId: string; blocked: boolean }
   | { k: 'blocked-by'; userId: string }
@@ -48,7 +51,9 @@ export type UserMsg =
   | { k: 'superliked'; fromId: string }
   | { k: 'presence.query' }
   | { k: 'peers'; userIds: string[] }
-  | { k: 'settings.changed' };
+  | { k: 'settings.changed' }
+  /** an event from a service outside the actors (e.g. an order's new state) for the user's open sessions */
+  | { k: 'push'; event: KindredEvent };
 
 export interface SessionDelivery {
   connIds: string[];
@@ -77,6 +82,16 @@ interface MatchState {
 }
 
 const CLIENT_ID_MEMORY = 256;
+/**
+ * How many of a conversation's newest messages a fresh activation looks through to
+ * recognise a resent clientId (client-ids.ts): a resend of anything older is stored again.
+ */
+const STORED_RETRY_SCAN = 200;
+
+interface SendReply {
+  messageId: string;
+  sentAt: number;
+}
 
 export class UserActor implements Actor<UserMsg, unknown> {
   private readonly sessions = new Map<string, SessionRecord>();
@@ -90,7 +105,14 @@ export class UserActor implements Actor<UserMsg, unknown> {
   private readonly likes: TokenBucket;
   private readonly messages: TokenBucket;
   /** replies to recent message.send by clientId (pending or settled), so a retry never stores twice */
-  private readonly recentClientIds = new Map<string, Promise<{ messageId: string; sentAt: number }>>();
+  private readonly recentClientIds = new Map<string, Promise<SendReply>>();
+  /**
+   * Per conversation (matchId): this user's messages stored before this activation, by
+   * clientId digest, loaded on the first send with a clientId. After a failover the
+   * memory above is empty, and a client resending what it never saw acknowledged must
+   * get the stored message back, not a second copy.
+   */
+  private readonly storedSends = new Map<string, Promise<Map<string, ChatMessage>>>();
 
   constructor(
     readonly userId: string,
@@ -134,6 +156,8 @@ export class UserActor implements Actor<UserMsg, unknown> {
         return this.attach(msg.session);
       case 'detach':
         return this.detach(msg.connId);
+      case 'node-gone':
+        return this.dropSessionsOf(msg.nodeId);
       case 'matched':
         return this.onMatched(msg);
       case 'ended':
@@ -170,6 +194,9 @@ export class UserActor implements Actor<UserMsg, unknown> {
         return msg.userIds.filter((id) => this.isMatchedWith(id));
       case 'settings.changed':
         return this.reloadSettings();
+      case 'push':
+        this.push(msg.event);
+        return undefined;
     }
   }
 
@@ -253,7 +280,11 @@ export class UserActor implements Actor<UserMsg, unknown> {
       if (seen) return later(seen); // a retry of a message already accepted: same answer, no duplicate
     }
     const match = await this.activeMatch(to);
-    const reply = this.store(match, to, body, connId);
+    if (clientId !== undefined) {
+      const stored = (await this.storedSendsIn(match)).get(clientIdDigest(this.userId, clientId));
+      if (stored && stored.recipientId === to) return later(Promise.resolve(this.redeliver(stored)));
+    }
+    const reply = this.store(match, to, body, connId, clientId);
     if (clientId !== undefined) {
       this.recentClientIds.set(clientId, reply);
       // A failed write may be retried under the same clientId.
@@ -263,12 +294,39 @@ export class UserActor implements Actor<UserMsg, unknown> {
     return later(reply);
   }
 
-  private async store(match: MatchState, to: string, body: string, connId: string | undefined): Promise<{ messageId: string; sentAt: number }> {
+  /** This user's messages in the conversation stored before this activation, by clientId digest. */
+  private storedSendsIn(match: MatchState): Promise<Map<string, ChatMessage>> {
+    let index = this.storedSends.get(match.matchId);
+    if (!index) {
+      index = this.deps.storage.messages.page(match.matchId, match.firstBucket, { limit: STORED_RETRY_SCAN }).then((page) => {
+        const byDigest = new Map<string, ChatMessage>();
+        for (const m of page) if (m.senderId === this.userId) byDigest.set(idDigestPart(m.messageId), m);
+        return byDigest;
+      });
+      this.storedSends.set(match.matchId, index);
+      // a failed read is retried by the next send
+      index.catch(() => this.storedSends.get(match.matchId) === index && this.storedSends.delete(match.matchId));
+    }
+    return index;
+  }
+
+  /**
+   * A resend of a message stored before this activation: the previous copy of this actor
+   * may have died between the durable write and the push, so the recipient is told again
+   * (clients de-duplicate by messageId); the answer is the stored message's.
+   */
+  private redeliver(m: ChatMessage): SendReply {
+    const view: MessageView = { messageId: m.messageId, matchId: m.matchId, from: m.senderId, to: m.recipientId, body: m.body, sentAt: m.sentAt };
+    this.deps.users().tell(m.recipientId, { k: 'deliver', message: view });
+    return { messageId: m.messageId, sentAt: m.sentAt };
+  }
+
+  private async store(match: MatchState, to: string, body: string, connId: string | undefined, clientId: string | undefined): Promise<SendReply> {
     const { storage, clock } = this.deps;
     const now = clock.now();
     if (!this.messages.take(now)) throw new KindredError('RATE_LIMITED', 'too many messages, slow down');
     const message: ChatMessage = {
-      messageId: newId(now),
+      messageId: messageIdFor(now, this.userId, clientId),
       matchId: match.matchId,
       senderId: this.userId,
       recipientId: to,
@@ -361,6 +419,25 @@ export class UserActor implements Actor<UserMsg, unknown> {
 
   private async detach(connId: string): Promise<void> {
     if (!this.sessions.delete(connId) || this.sessions.size > 0) return;
+    this.lastActiveAt = this.deps.clock.now();
+    this.announcePresence(false);
+    await this.deps.storage.profiles.touchLastActive(this.userId, this.lastActiveAt);
+  }
+
+  /**
+   * The node holding these sessions died (membership stopped hearing it): its connections
+   * are gone, so they no longer count as online. Undelivered messages stay pending in
+   * storage and are replayed when the user's client reconnects anywhere.
+   */
+  private async dropSessionsOf(nodeId: string): Promise<void> {
+    let dropped = 0;
+    for (const [connId, s] of this.sessions) {
+      if (s.nodeId === nodeId) {
+        this.sessions.delete(connId);
+        dropped++;
+      }
+    }
+    if (dropped === 0 || this.sessions.size > 0) return;
     this.lastActiveAt = this.deps.clock.now();
     this.announcePresence(false);
     await this.deps.storage.profiles.touchLastActive(this.userId, this.lastActiveAt);

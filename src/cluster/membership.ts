@@ -23,6 +23,9 @@ export interface MembershipOptions {
 export class Membership {
   readonly startedAt: number;
   private readonly heardAt = new Map<string, number>();
+  /** each node's `startedAt` as last heard (kept after it lapses: a node that comes back
+   * with the same value was cut off or stalled, not restarted) */
+  private readonly startedAtOf = new Map<string, number>();
   private readonly listeners = new Set<(members: string[]) => void>();
   private subs: Subscription[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -48,6 +51,7 @@ export class Membership {
         const hb = p as Heartbeat;
         if (typeof hb?.nodeId !== 'string') return;
         this.heardAt.set(hb.nodeId, this.now());
+        if (typeof hb.startedAt === 'number') this.startedAtOf.set(hb.nodeId, hb.startedAt);
         this.check();
       }),
       this.bus.subscribe(LEAVE_SUBJECT, (p) => {
@@ -71,6 +75,11 @@ export class Membership {
     const out = new Set<string>([this.nodeId]);
     for (const [id, at] of this.heardAt) if (at >= cutoff) out.add(id);
     return [...out].sort();
+  }
+
+  /** When `nodeId` said it started (from its heartbeats), if it was ever heard. */
+  startedAtFor(nodeId: string): number | undefined {
+    return nodeId === this.nodeId ? this.startedAt : this.startedAtOf.get(nodeId);
   }
 
   /** Called with the new member list whenever it changes. */
