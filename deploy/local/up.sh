@@ -39,11 +39,17 @@ DIR=$(cd "$DIR" && pwd)
 # One up.sh per state dir at a time (a second one waits, then finds everything running).
 LOCK=$DIR/.up.lock
 for i in $(seq 1 600); do
-  mkdir "$LOCK" 2>/dev/null && break
-  [ "$i" -eq 600 ] && die "another up.sh holds $LOCK for 10 minutes; remove it if stale"
+  if mkdir "$LOCK" 2>/dev/null; then
+    echo $$ >"$LOCK/pid"
+    break
+  fi
+  holder=$(cat "$LOCK/pid" 2>/dev/null || true)
+  # a lock whose up.sh is gone (killed) is stale
+  if [ -n "$holder" ] && ! kill -0 "$holder" 2>/dev/null; then rm -rf "$LOCK"; continue; fi
+  [ "$i" -eq 600 ] && die "another up.sh (pid ${holder:-?}) holds $LOCK for 10 minutes"
   sleep 1
 done
-trap 'rmdir "$LOCK" 2>/dev/null || true' EXIT
+trap 'rm -rf "$LOCK"' EXIT
 
 # ── install (first run only; each step is a no-op when cached) ───────────────────────────────
 need_apt=""
