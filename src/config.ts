@@ -50,6 +50,24 @@ export interface KindredConfig {
   cluster: ClusterConfig;
   /** the built web front end served on the HTTP port; empty = the build in <repo>/dist/web */
   webDir: string;
+  /** the ranked deck (docs/recommendations.md) */
+  recs: RecsConfig;
+}
+
+export interface RecsConfig {
+  /** deck worker threads; 0 = one per core */
+  threads: number;
+  /** deck pages waiting for a worker before new ones are refused with OVERLOADED */
+  maxQueue: number;
+  /** geo cell size in degrees (must divide 180) */
+  cellDeg: number;
+  /** candidates ranked together (a distance tier) */
+  tierSize: number;
+  /** index slots allocated at start (it doubles when full) */
+  initialCapacity: number;
+  /** users whose exclusions (swiped, matched, blocked) are cached, and for how long */
+  exclusionCacheUsers: number;
+  exclusionCacheMs: number;
 }
 
 export interface ClusterConfig {
@@ -127,6 +145,7 @@ export const defaults: KindredConfig = {
     s3: { endPoint: '127.0.0.1', port: 7070, useSSL: false, accessKey: '', secretKey: '', bucket: 'kindred', region: 'us-east-1' },
   },
   webDir: '',
+  recs: { threads: 0, maxQueue: 1000, cellDeg: 0.1, tierSize: 500, initialCapacity: 65_536, exclusionCacheUsers: 50_000, exclusionCacheMs: 10 * 60_000 },
 };
 
 type Json = Record<string, unknown>;
@@ -154,7 +173,7 @@ function merge<T>(base: T, patch: unknown, path: string): T {
 
 /** Flags and env vars for the documented top-level settings. */
 type Kind = 'num' | 'bool' | 'list';
-const FLAGS: Record<string, { key: keyof KindredConfig | `${'tls' | 'xmpp' | 'cluster'}.${string}`; env: string; num?: boolean; kind?: Kind }> = {
+const FLAGS: Record<string, { key: keyof KindredConfig | `${'tls' | 'xmpp' | 'cluster' | 'recs'}.${string}`; env: string; num?: boolean; kind?: Kind }> = {
   '--data-dir': { key: 'dataDir', env: 'KINDRED_DATA_DIR' },
   '--host': { key: 'host', env: 'KINDRED_HOST' },
   '--http-port': { key: 'httpPort', env: 'KINDRED_HTTP_PORT', num: true },
@@ -182,6 +201,7 @@ const FLAGS: Record<string, { key: keyof KindredConfig | `${'tls' | 'xmpp' | 'cl
   '--s3-bucket': { key: 'cluster.s3.bucket', env: 'KINDRED_S3_BUCKET' },
   '--s3-region': { key: 'cluster.s3.region', env: 'KINDRED_S3_REGION' },
   '--web-dir': { key: 'webDir', env: 'KINDRED_WEB_DIR' },
+  '--deck-threads': { key: 'recs.threads', env: 'KINDRED_DECK_THREADS', num: true },
 };
 
 function setValue(target: Json, key: string, raw: string, num: boolean | undefined, kind?: Kind): void {

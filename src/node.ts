@@ -17,6 +17,7 @@ import { systemClock, type Clock } from './actors/clock.js';
 import { SessionHub } from './actors/session-hub.js';
 import { UserActor, type UserMsg } from './actors/user-actor.js';
 import { KindredService } from './domain/service.js';
+import { Recommender } from './recs/recommender.js';
 import { TokenAuthority } from './domain/auth.js';
 import { ProfileViews } from './domain/profiles.js';
 import { ImageService } from './domain/images.js';
@@ -128,6 +129,8 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     clock,
     // an ask arriving while its shard moves between nodes waits for the new owner
     waitForOwner: cluster,
+    // letters for a shard whose lease lapsed here (a stalled node) are refused unprocessed
+    ...(cluster ? { mayServe: (shard: number) => shardManager?.mayServe(shard) ?? false } : {}),
   });
   metrics = new Metrics({ actors: () => users.activeCount, mailboxDepth: () => users.mailboxDepth });
   const hub = new SessionHub(
@@ -136,7 +139,18 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     (userId, connId) => users.tell(userId, { k: 'detach', connId }),
     (type) => metrics.events.inc({ type }),
   );
+  // The deck index: built from storage before the node takes requests, then kept current over the bus.
+  const recs = new Recommender({ storage, bus, clock, config: config.recs, log: (msg, extra) => log.info({ nodeId: config.nodeId, ...extra }, msg) });
+  try {
+    await recs.start();
+  } catch (err) {
+    await recs.close().catch(() => undefined);
+    if (!overrides.bus) await bus.close().catch(() => undefined);
+    if (!overrides.storage) await storage.close().catch(() => undefined);
+    throw err;
+  }
   const service = new KindredService({
+    recs,
     config,
     storage,
     clock,
@@ -190,6 +204,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
       await shardManager.stop().catch(() => undefined);
       await users.stop();
       hub.stop();
+      await recs.close();
       if (!overrides.bus) await bus.close();
       if (!overrides.storage) await storage.close();
       throw err;
@@ -248,6 +263,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     await shardManager?.stop();
     await users.stop();
     hub.stop();
+    await recs.close();
     if (!overrides.bus) await bus.close();
     if (!overrides.storage) await storage.close();
   };

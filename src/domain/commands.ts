@@ -58,7 +58,7 @@ export type UserCommand =
   | { op: 'images.list'; userId?: string }
   | { op: 'images.remove'; imageId: string }
   | { op: 'images.reorder'; imageIds: string[] }
-  | { op: 'deck.get'; limit?: number }
+  | { op: 'deck.get'; limit?: number; cursor?: string }
   | { op: 'swipe'; targetId: string; kind: SwipeKind }
   | { op: 'matches.list' }
   | { op: 'unmatch'; userId: string }
@@ -97,7 +97,8 @@ export interface CommandResults {
   'images.list': { images: Array<{ imageId: string; url: string; position: number; width: number; height: number; contentType: string }> };
   'images.remove': { ok: true };
   'images.reorder': { ok: true };
-  'deck.get': { cards: PublicProfile[] };
+  /** next: the cursor of the following page (null at the end); refreshed: the cursor given was for an old location or preferences, so the deck starts over */
+  'deck.get': { cards: PublicProfile[]; next?: string | null; refreshed?: boolean };
   swipe: { matched: boolean; matchId?: string };
   'matches.list': { matches: MatchView[] };
   unmatch: { ok: true };

@@ -14,6 +14,7 @@ import type { Profile, Storage } from '../storage/types.js';
 import type { CommandResults, PublicCommand, PublicProfile, UserCommand, MatchView, PresenceView } from './commands.js';
 import type { CommandGateway, EventSink, Principal, SessionInfo } from './gateway.js';
 import type { ImageService } from './images.js';
+import type { Recommender } from '../recs/recommender.js';
 import { KindredError } from '../errors.js';
 import { newId } from '../ids.js';
 import { TokenAuthority, checkCredentialsShape, hashPassword, scramVerifier, verifyPassword } from './auth.js';
@@ -36,6 +37,8 @@ export interface ServiceDeps {
   /** key for the fake salts SCRAM gives unknown usernames (stable across restarts) */
   scramFakeSaltKey: Buffer;
   observe?: (op: string, seconds: number, ok: boolean) => void;
+  /** the ranked deck (src/recs); without it the deck is the simple nearest-first storage query */
+  recs?: Recommender;
 }
 
 type Results = CommandResults;
@@ -101,7 +104,9 @@ export class KindredService implements CommandGateway {
         const now = clock.now();
         const userId = newId(now);
         await storage.accounts.create({ userId, username, passwordHash, scramSha1, scramSha256, createdAt: now });
-        await storage.profiles.put(emptyProfile(userId, username, now));
+        const profile = emptyProfile(userId, username, now);
+        await storage.profiles.put(profile);
+        this.d.recs?.profileChanged(profile);
         const t = tokens.issue(userId);
         return { principal: { userId, tokenId: t.tokenId, expiresAt: t.expiresAt }, result: { userId, token: t.token, expiresAt: t.expiresAt } };
       }
@@ -149,11 +154,20 @@ export class KindredService implements CommandGateway {
     const me = p.userId;
     switch (cmd.op) {
       case 'swipe':
+        return this.d.users.ask(me, { k: 'cmd', cmd: cmd as ActorCommand, connId }).then((r) => {
+          // every node's deck index and exclusion cache follow swipes (src/recs/events.ts)
+          this.d.recs?.swiped(me, cmd.targetId, cmd.kind);
+          return r;
+        });
+      case 'block':
+        return this.d.users.ask(me, { k: 'cmd', cmd: cmd as ActorCommand, connId }).then((r) => {
+          this.d.recs?.blocked(me, cmd.userId);
+          return r;
+        });
       case 'message.send':
       case 'receipt':
       case 'typing':
       case 'unmatch':
-      case 'block':
       case 'presence.set':
       case 'contact.add':
         return this.d.users.ask(me, { k: 'cmd', cmd: cmd as ActorCommand, connId });
@@ -180,7 +194,7 @@ export class KindredService implements CommandGateway {
       case 'images.reorder':
         return this.d.images.reorder(me, cmd.imageIds).then(() => ({ ok: true }));
       case 'deck.get':
-        return this.deck(me, cmd.limit ?? 20);
+        return this.d.recs ? this.rankedDeck(me, cmd.limit ?? 20, cmd.cursor) : this.deck(me, cmd.limit ?? 20);
       case 'matches.list':
         return this.matches(me);
       case 'report':
@@ -196,6 +210,7 @@ export class KindredService implements CommandGateway {
     this.d.hub.add(session.connId, principal.userId, sink, { transport: session.transport, device: session.device });
     try {
       await this.d.users.ask(principal.userId, { k: 'attach', session: { ...session, nodeId: this.d.hub.nodeId } });
+      this.d.recs?.active(principal.userId, this.d.clock.now());
     } catch (err) {
       this.d.hub.remove(session.connId);
       throw err;
@@ -243,11 +258,35 @@ export class KindredService implements CommandGateway {
     if (!current) throw new KindredError('NOT_FOUND', 'no profile');
     const next = applyPatch(current, patch, now);
     await this.d.storage.profiles.put(next);
+    this.d.recs?.profileChanged(next);
     if (next.showPresence !== current.showPresence) this.d.users.tellIfActive(me, { k: 'settings.changed' });
     return { ok: true };
   }
 
-  /** A simple filtered deck (the ranked recommender is a worker-pool job): nearest first. */
+  /**
+   * The ranked deck (src/recs, docs/recommendations.md): a worker picks the page from the
+   * node's index; the cards are then read from storage. Someone blocked since (on any node)
+   * is dropped here too, as the index's caches may not have heard of it yet.
+   */
+  private async rankedDeck(me: string, limit: number, cursor: string | undefined): Promise<Results['deck.get']> {
+    const { storage, clock, views } = this.d;
+    const now = clock.now();
+    const mine = await storage.profiles.get(me);
+    if (!mine) throw new KindredError('NOT_FOUND', 'no profile');
+    if (!mine.location) throw new KindredError('INVALID_ARGUMENT', 'location: set your location to get a deck');
+    const [page, blocked] = await Promise.all([this.d.recs!.deck(mine, limit, cursor), storage.blocks.blockedEitherWay(me)]);
+    const ids = page.userIds.filter((id) => !blocked.has(id));
+    const [profiles, images] = await Promise.all([storage.profiles.getMany(ids), Promise.all(ids.map((id) => storage.images.list(id)))]);
+    const byId = new Map(profiles.map((p) => [p.userId, p]));
+    const cards = [];
+    for (let i = 0; i < ids.length; i++) {
+      const p = byId.get(ids[i]!);
+      if (p) cards.push(views.toPublic(p, images[i]!, now, mine.location));
+    }
+    return { cards, next: page.next, ...(page.refreshed ? { refreshed: true } : {}) };
+  }
+
+  /** The simple filtered deck, without a recommender: nearest first. */
   private async deck(me: string, limit: number): Promise<Results['deck.get']> {
     const { storage, clock, views } = this.d;
     const now = clock.now();

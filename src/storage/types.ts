@@ -98,6 +98,8 @@ export interface ProfileStore {
   /** Profiles near `near` that fit both sides' preferences; not yet excluding swipes/blocks. */
   candidates(query: CandidateQuery): Promise<Profile[]>;
   touchLastActive(userId: string, at: number): Promise<void>;
+  /** Every profile, in pages of up to `pageSize` (the deck index is built from it at start). */
+  scanAll(pageSize: number): AsyncIterable<Profile[]>;
 }
 
 /** The seed's imageDB row `profile_id | image_id | URL`, plus what the server checked. */
@@ -152,6 +154,12 @@ export interface SwipeStore {
   likeFrom(swiperId: string, targetId: string): Promise<Swipe | undefined>;
   /** Which of `targetIds` the swiper has already swiped. */
   swipedAmong(swiperId: string, targetIds: string[]): Promise<Set<string>>;
+  /** Everyone the swiper has swiped (the deck's exclusions; one partition). */
+  swipedBy(swiperId: string): Promise<string[]>;
+  /** Who super liked `targetId` (the deck's super-like boost; one partition). */
+  superLikersOf(targetId: string): Promise<string[]>;
+  /** Likes and super likes received per user, in pages (the deck index's desirability, built at start). */
+  scanLikeCounts(pageSize: number): AsyncIterable<Array<{ userId: string; likes: number }>>;
 }
 
 export interface Match {

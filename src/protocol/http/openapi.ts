@@ -100,7 +100,11 @@ function schemas(): Record<string, Schema> {
     ImageResult: obj({ image: ref('Image') }),
     ImageList: obj({ images: { type: 'array', items: ref('Image') } }),
     ReorderRequest: obj({ imageIds: { type: 'array', items: id, description: 'each of your images exactly once' } }),
-    Deck: obj({ cards: { type: 'array', items: ref('PublicProfile') } }),
+    Deck: obj({
+      cards: { type: 'array', items: ref('PublicProfile') },
+      next: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'opaque cursor of the next page; null when nobody else fits' },
+      refreshed: { type: 'boolean', description: 'true when the cursor given was for an old location or preferences (or expired), so this page starts a fresh deck' },
+    }, ['cards', 'next']),
     SwipeRequest: obj({ targetId: id, kind: { type: 'string', enum: ['like', 'pass', 'superlike'] } }),
     SwipeResult: obj({ matched: { type: 'boolean' }, matchId: id }, ['matched']),
     Match: obj({ matchId: id, peer: ref('PublicProfile'), createdAt: epochMs, ended: { type: 'boolean' } }),
@@ -178,8 +182,11 @@ const docs: Record<string, OperationDoc> = {
   },
   getDeck: {
     response: 'Deck',
-    query: [{ name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 100 }, description: 'how many cards at most' }],
-    errors: ['NOT_FOUND', 'INVALID_ARGUMENT'],
+    query: [
+      { name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 100 }, description: 'how many cards at most' },
+      { name: 'cursor', schema: { type: 'string', maxLength: 512 }, description: 'the `next` of the previous page' },
+    ],
+    errors: ['NOT_FOUND', 'INVALID_ARGUMENT', 'OVERLOADED', 'UNAVAILABLE'],
   },
   swipe: { request: 'SwipeRequest', response: 'SwipeResult', errors: ['NOT_FOUND', 'RATE_LIMITED'] },
   listMatches: { response: 'MatchList' },

@@ -201,10 +201,11 @@ export const routes: Route[] = [
   },
 
   // ── discovery ─────────────────────────────────────────────────────────
-  command({ id: 'getDeck', method: 'get', path: '/v1/deck', body: 'none', op: 'deck.get', tag: 'discovery', summary: 'Profiles to swipe on, nearest fitting first' },
+  command({ id: 'getDeck', method: 'get', path: '/v1/deck', body: 'none', op: 'deck.get', tag: 'discovery', summary: 'Profiles to swipe on: mutual fits nearby, ranked (docs/recommendations.md), paged by cursor' },
     (ctx) => {
       const limit = queryInteger(ctx.query, 'limit', 1, 100);
-      return limit === undefined ? { op: 'deck.get' } : { op: 'deck.get', limit };
+      const cursor = ctx.query.get('cursor') || undefined;
+      return { op: 'deck.get', ...(limit === undefined ? {} : { limit }), ...(cursor === undefined ? {} : { cursor }) };
     }),
   command({ id: 'swipe', method: 'post', path: '/v1/swipes', body: 'json', op: 'swipe', tag: 'discovery', summary: 'Like, pass or super like a profile' },
     (ctx) => {

@@ -128,6 +128,23 @@ export class Session {
     }));
   }
 
+  /** The rows of a query page by page (fetchSize rows per round trip), for scans too large to hold at once. */
+  async *pages(query: string, params: CqlParams = [], fetchSize = 1000): AsyncIterable<Row[]> {
+    let pageState: string | undefined;
+    do {
+      if (this.closed) throw new KindredError('UNAVAILABLE', 'storage is closed');
+      const state = pageState;
+      const p = this.limiter.run(() =>
+        this.client.execute(query, params, { prepare: true, isIdempotent: true, consistency: consistencies.localQuorum, fetchSize, pageState: state }),
+      );
+      const rs = await this.track(p.catch((err: unknown) => {
+        throw withCause(cassandraError(err), err);
+      }));
+      if (rs.rows.length > 0) yield rs.rows;
+      pageState = rs.pageState ?? undefined;
+    } while (pageState);
+  }
+
   /** Every row of a query, following the driver's paging (fetchSize rows per round trip). */
   async all(query: string, params: CqlParams = [], opts: ExecOptions = {}): Promise<Row[]> {
     const fetchSize = opts.fetchSize ?? 1000;

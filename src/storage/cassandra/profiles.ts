@@ -86,6 +86,7 @@ export class CassandraProfileStore implements ProfileStore {
   private readonly cellInsertQ: string;
   private readonly cellDeleteQ: string;
   private readonly cellReadQ: string;
+  private readonly scanQ: string;
 
   constructor(
     private readonly s: Session,
@@ -97,6 +98,7 @@ export class CassandraProfileStore implements ProfileStore {
     this.lastActiveQ = `UPDATE ${ks}.profiles USING TIMESTAMP ? SET last_active_at = ? WHERE user_id = ?`;
     this.getQ = `SELECT ${PROFILE_COLUMNS} FROM ${ks}.profiles WHERE user_id = ?`;
     this.locationQ = `SELECT lat, lon FROM ${ks}.profiles WHERE user_id = ?`;
+    this.scanQ = `SELECT ${PROFILE_COLUMNS} FROM ${ks}.profiles`;
     this.cellInsertQ = `INSERT INTO ${ks}.profiles_by_geocell (lat_row, lon_col, user_id, lat, lon, gender, birth_date,
         pref_age_min, pref_age_max, pref_genders, pref_max_distance_km) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
     this.cellDeleteQ = `DELETE FROM ${ks}.profiles_by_geocell WHERE lat_row = ? AND lon_col = ? AND user_id = ?`;
@@ -212,6 +214,14 @@ export class CassandraProfileStore implements ProfileStore {
       });
     }
     return out.slice(0, limit);
+  }
+
+  /** A full table scan in token order, page by page. */
+  async *scanAll(pageSize: number): AsyncIterable<Profile[]> {
+    for await (const rows of this.s.pages(this.scanQ, [], pageSize)) {
+      const page = rows.map(toProfile).filter((p): p is Profile => p !== undefined);
+      if (page.length > 0) yield page;
+    }
   }
 
   /**

@@ -28,6 +28,9 @@ export class CassandraSwipeStore implements SwipeStore {
   private readonly likeInsertQ: string;
   private readonly likeQ: string;
   private readonly amongQ: string;
+  private readonly byQ: string;
+  private readonly likersQ: string;
+  private readonly likeScanQ: string;
 
   constructor(
     private readonly s: Session,
@@ -39,6 +42,9 @@ export class CassandraSwipeStore implements SwipeStore {
     this.likeInsertQ = `INSERT INTO ${ks}.likes_received (target_id, swiper_id, kind, at) VALUES (?, ?, ?, ?) USING TTL ?`;
     this.likeQ = `SELECT target_id, swiper_id, kind, at FROM ${ks}.likes_received WHERE target_id = ? AND swiper_id = ?`;
     this.amongQ = `SELECT target_id FROM ${ks}.swipes WHERE swiper_id = ? AND target_id IN ?`;
+    this.byQ = `SELECT target_id FROM ${ks}.swipes WHERE swiper_id = ?`;
+    this.likersQ = `SELECT swiper_id, kind FROM ${ks}.likes_received WHERE target_id = ?`;
+    this.likeScanQ = `SELECT target_id FROM ${ks}.likes_received`;
   }
 
   async record(swipe: Swipe): Promise<{ first: boolean; existing?: Swipe }> {
@@ -79,6 +85,37 @@ export class CassandraSwipeStore implements SwipeStore {
   async likeFrom(swiperId: string, targetId: string): Promise<Swipe | undefined> {
     const r = (await this.s.execute(this.likeQ, [targetId, swiperId], { idempotent: true })).first();
     return r ? { swiperId: r.swiper_id, targetId: r.target_id, kind: r.kind as SwipeKind, at: toNum(r.at) } : undefined;
+  }
+
+  async swipedBy(swiperId: string): Promise<string[]> {
+    return (await this.s.all(this.byQ, [swiperId], { fetchSize: 5000 })).map((r) => r.target_id as string);
+  }
+
+  /** One likes_received partition, filtered here (kind is not a key column). */
+  async superLikersOf(targetId: string): Promise<string[]> {
+    const rows = await this.s.all(this.likersQ, [targetId], { fetchSize: 5000 });
+    return rows.filter((r) => r.kind === 'superlike').map((r) => r.swiper_id as string);
+  }
+
+  /**
+   * A full scan of likes_received: rows arrive grouped by partition (target), so counts are
+   * runs of equal target ids; a run cut by a page boundary is carried into the next page.
+   */
+  async *scanLikeCounts(pageSize: number): AsyncIterable<Array<{ userId: string; likes: number }>> {
+    let current: { userId: string; likes: number } | undefined;
+    for await (const rows of this.s.pages(this.likeScanQ, [], pageSize)) {
+      const out: Array<{ userId: string; likes: number }> = [];
+      for (const r of rows) {
+        const id = r.target_id as string;
+        if (current && current.userId === id) current.likes++;
+        else {
+          if (current) out.push(current);
+          current = { userId: id, likes: 1 };
+        }
+      }
+      if (out.length > 0) yield out;
+    }
+    if (current) yield [current];
   }
 
   async swipedAmong(swiperId: string, targetIds: string[]): Promise<Set<string>> {

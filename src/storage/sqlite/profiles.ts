@@ -70,6 +70,7 @@ export class SqliteProfileStore implements ProfileStore {
   private readonly getManyStmt;
   private readonly touchStmt;
   private readonly candidatesStmt;
+  private readonly scanStmt;
 
   constructor(private readonly ctx: SqliteContext) {
     const { db } = ctx;
@@ -88,6 +89,7 @@ export class SqliteProfileStore implements ProfileStore {
         last_active_at = excluded.last_active_at, updated_at = excluded.updated_at`);
     this.getStmt = db.prepare('SELECT * FROM profiles WHERE user_id = ?');
     this.getManyStmt = db.prepare('SELECT * FROM profiles WHERE user_id IN (SELECT value FROM json_each(?))');
+    this.scanStmt = db.prepare('SELECT * FROM profiles WHERE user_id > ? ORDER BY user_id LIMIT ?');
     this.touchStmt = db.prepare('UPDATE profiles SET last_active_at = max(last_active_at, ?) WHERE user_id = ?');
     // Bounding box on the (lat, lon) index first, then both sides' preferences and the exact distance.
     // Everything is a column test except the distance, computed by the registered haversine function.
@@ -168,6 +170,17 @@ export class SqliteProfileStore implements ProfileStore {
       }) as ProfileRow[];
       return rows.map(toProfile);
     });
+  }
+
+  /** Keyset pages by user_id, each page one short read, so writers are never held up for long. */
+  async *scanAll(pageSize: number): AsyncIterable<Profile[]> {
+    let after = '';
+    for (;;) {
+      const rows = await read(() => this.scanStmt.all(after, pageSize) as ProfileRow[]);
+      if (rows.length === 0) return;
+      yield rows.map(toProfile);
+      after = rows[rows.length - 1]!.user_id;
+    }
   }
 
   touchLastActive(userId: string, at: number): Promise<void> {

@@ -26,6 +26,9 @@ export class SqliteSwipeStore implements SwipeStore {
   private readonly likeStmt;
   private readonly amongStmt;
   private readonly recordTx;
+  private readonly byStmt;
+  private readonly superLikersStmt;
+  private readonly likeCountsStmt;
 
   constructor(private readonly ctx: SqliteContext) {
     const { db } = ctx;
@@ -36,6 +39,9 @@ export class SqliteSwipeStore implements SwipeStore {
     this.amongStmt = db
       .prepare('SELECT target_id FROM swipes WHERE swiper_id = ? AND target_id IN (SELECT value FROM json_each(?))')
       .pluck();
+    this.byStmt = db.prepare('SELECT target_id FROM swipes WHERE swiper_id = ?').pluck();
+    this.superLikersStmt = db.prepare("SELECT swiper_id FROM likes_received WHERE target_id = ? AND kind = 'superlike'").pluck();
+    this.likeCountsStmt = db.prepare('SELECT target_id, count(*) AS likes FROM likes_received WHERE target_id > ? GROUP BY target_id ORDER BY target_id LIMIT ?');
     this.recordTx = db.transaction((s: Swipe): { first: boolean; existing?: Swipe } => {
       if (this.insertSwipe.run(s.swiperId, s.targetId, s.kind, s.at).changes === 0) {
         const existing = this.getSwipe.get(s.swiperId, s.targetId) as SwipeRow;
@@ -55,6 +61,24 @@ export class SqliteSwipeStore implements SwipeStore {
       const r = this.likeStmt.get(targetId, swiperId) as SwipeRow | undefined;
       return r && toSwipe(r);
     });
+  }
+
+  swipedBy(swiperId: string): Promise<string[]> {
+    return read(() => this.byStmt.all(swiperId) as string[]);
+  }
+
+  superLikersOf(targetId: string): Promise<string[]> {
+    return read(() => this.superLikersStmt.all(targetId) as string[]);
+  }
+
+  async *scanLikeCounts(pageSize: number): AsyncIterable<Array<{ userId: string; likes: number }>> {
+    let after = '';
+    for (;;) {
+      const rows = await read(() => this.likeCountsStmt.all(after, pageSize) as Array<{ target_id: string; likes: number }>);
+      if (rows.length === 0) return;
+      yield rows.map((r) => ({ userId: r.target_id, likes: r.likes }));
+      after = rows[rows.length - 1]!.target_id;
+    }
   }
 
   swipedAmong(swiperId: string, targetIds: string[]): Promise<Set<string>> {

@@ -1,0 +1,134 @@
+/**
+ * The candidate index's memory: one typed array per field over SharedArrayBuffers, indexed
+ * by a profile's slot. The main thread is the only writer; deck workers read the same
+ * memory (no copy per deck). Per-cell posting lists are intrusive doubly linked lists:
+ * `head[cell]` is the first slot of a cell, `next`/`prev` link the slots of one cell, so
+ * moving a profile between cells is O(1). A bulk load assigns slots in cell order, which
+ * makes walking a cell's list a nearly sequential read.
+ *
+ * Encodings: gender and the preferred genders are bit masks (woman 1, man 2, nonbinary 4);
+ * birth dates are yyyymmdd integers, so `floor((todayYmd - birthYmd) / 10000)` is the age
+ * in whole years; times are epoch ms.
+ */
+import type { Gender } from '../storage/types.js';
+
+export const GENDER_BITS: Record<Gender, number> = { woman: 1, man: 2, nonbinary: 4 };
+
+export function genderMask(genders: readonly Gender[]): number {
+  let m = 0;
+  for (const g of genders) m |= GENDER_BITS[g] ?? 0;
+  return m;
+}
+
+/** "1995-04-12" → 19950412 */
+export function ymd(date: string): number {
+  return Number(date.slice(0, 4)) * 10000 + Number(date.slice(5, 7)) * 100 + Number(date.slice(8, 10));
+}
+
+/** The UTC date of `ms` as yyyymmdd. */
+export function ymdOf(ms: number): number {
+  const d = new Date(ms);
+  return d.getUTCFullYear() * 10000 + (d.getUTCMonth() + 1) * 100 + d.getUTCDate();
+}
+
+export function ageFromYmd(todayYmd: number, birthYmd: number): number {
+  return Math.floor((todayYmd - birthYmd) / 10000);
+}
+
+/** Slot flags. */
+export const LIVE = 1;
+
+export interface IndexArrays {
+  /** slots in use (the workers never read beyond it) */
+  capacity: number;
+  cellDeg: number;
+  head: Int32Array;
+  next: Int32Array;
+  prev: Int32Array;
+  /** the slot's cell, -1 when it is in no list (no location) */
+  cell: Int32Array;
+  flags: Uint8Array;
+  lat: Float64Array;
+  lon: Float64Array;
+  birth: Int32Array;
+  gender: Uint8Array;
+  prefMask: Uint8Array;
+  prefAgeMin: Uint8Array;
+  prefAgeMax: Uint8Array;
+  maxDistKm: Float32Array;
+  lastActive: Float64Array;
+  createdAt: Float64Array;
+  likes: Uint32Array;
+  /** FNV-1a of the user id: the same on every node, so tie-breaks and cursors are too */
+  idHash: Uint32Array;
+}
+
+/** What crosses to a worker: the buffers (shared, not copied) and the sizes. */
+export interface SharedIndex {
+  /** changes whenever the buffers are replaced (the index grew) */
+  generation: number;
+  capacity: number;
+  cellDeg: number;
+  buffers: Record<Exclude<keyof IndexArrays, 'capacity' | 'cellDeg'>, SharedArrayBuffer>;
+}
+
+type Ctor = Int32ArrayConstructor | Uint8ArrayConstructor | Float64ArrayConstructor | Float32ArrayConstructor | Uint32ArrayConstructor;
+
+const PER_SLOT: Record<Exclude<keyof IndexArrays, 'capacity' | 'cellDeg' | 'head'>, Ctor> = {
+  next: Int32Array,
+  prev: Int32Array,
+  cell: Int32Array,
+  flags: Uint8Array,
+  lat: Float64Array,
+  lon: Float64Array,
+  birth: Int32Array,
+  gender: Uint8Array,
+  prefMask: Uint8Array,
+  prefAgeMin: Uint8Array,
+  prefAgeMax: Uint8Array,
+  maxDistKm: Float32Array,
+  lastActive: Float64Array,
+  createdAt: Float64Array,
+  likes: Uint32Array,
+  idHash: Uint32Array,
+};
+
+type OverShared = new (buffer: SharedArrayBuffer) => unknown;
+
+function shared<T extends Ctor>(C: T, length: number): InstanceType<T> {
+  return new (C as unknown as OverShared)(new SharedArrayBuffer(length * C.BYTES_PER_ELEMENT)) as InstanceType<T>;
+}
+
+/** New arrays of `capacity` slots; `from` (smaller) is copied in, the rest is empty. */
+export function allocate(capacity: number, cellCount: number, cellDeg: number, from?: IndexArrays): IndexArrays {
+  const out = { capacity, cellDeg } as IndexArrays;
+  if (from) out.head = from.head;
+  else {
+    out.head = shared(Int32Array, cellCount);
+    out.head.fill(-1);
+  }
+  for (const [name, C] of Object.entries(PER_SLOT) as Array<[keyof typeof PER_SLOT, Ctor]>) {
+    const a = shared(C, capacity);
+    if (from) a.set(from[name] as never);
+    if (name === 'cell' || name === 'next' || name === 'prev') a.fill(-1, from ? from.capacity : 0);
+    (out as unknown as Record<string, unknown>)[name] = a;
+  }
+  return out;
+}
+
+export function toShared(a: IndexArrays, generation: number): SharedIndex {
+  const buffers = {} as SharedIndex['buffers'];
+  for (const name of ['head', ...Object.keys(PER_SLOT)] as Array<keyof SharedIndex['buffers']>) {
+    buffers[name] = (a[name] as { buffer: SharedArrayBuffer }).buffer;
+  }
+  return { generation, capacity: a.capacity, cellDeg: a.cellDeg, buffers };
+}
+
+export function fromShared(s: SharedIndex): IndexArrays {
+  const out = { capacity: s.capacity, cellDeg: s.cellDeg } as IndexArrays;
+  out.head = new Int32Array(s.buffers.head);
+  for (const [name, C] of Object.entries(PER_SLOT) as Array<[keyof typeof PER_SLOT, Ctor]>) {
+    (out as unknown as Record<string, unknown>)[name] = new (C as unknown as OverShared)(s.buffers[name]);
+  }
+  return out;
+}
