@@ -19,10 +19,12 @@ export interface CallOptions {
   /** send no Authorization header even when logged in */
   anonymous?: boolean;
   signal?: AbortSignal;
+  /** extra request headers (e.g. Idempotency-Key) */
+  headers?: Record<string, string>;
 }
 
 export async function api<T>(method: string, path: string, opts: CallOptions = {}): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+  const headers: Record<string, string> = { accept: 'application/json', ...opts.headers };
   const s = session.get();
   if (s && !opts.anonymous) headers.authorization = `Bearer ${s.token}`;
   let body: BodyInit | undefined;
