@@ -21,7 +21,8 @@ for r in $(seq 1 "$RUNS"); do
   stop_started=$(date +%s%N)
   bash "$HERE/down.sh" --wipe 2>/dev/null
   stop_s=$(awk -v a="$stop_started" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
-  echo "run $r: ready in ${s}s, down.sh --wipe ${stop_s}s (1-min load average before: $load)"
+  phases=$(echo "$out" | sed -n 's/^  (\(installs checked.*\))$/\1/p')
+  echo "run $r: ready in ${s}s ($phases), down.sh --wipe ${stop_s}s (1-min load average before: $load)"
   times+=("$s")
   sleep 5
 done

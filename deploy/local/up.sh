@@ -143,6 +143,8 @@ if [ -n "$cass_pid" ]; then
   wait "$cass_pid" || { tail -n 30 "$DIR/cassandra.start.log" >&2; die "Cassandra did not start (logs in $DIR/cassandra/logs)"; }
 fi
 
+T_SERVICES=$(date +%s%N)
+
 # ── Kindred nodes, all at once (the schema migration is idempotent and race-safe) ────────────
 for i in $(seq 1 "$N"); do
   if running "node-$i"; then continue; fi
@@ -179,6 +181,7 @@ for i in $(seq 1 "$N"); do
 done
 T1=$(date +%s%N)
 ELAPSED=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+PHASES=$(awk -v a="$T0" -v m="$T_SERVICES" -v b="$T1" 'BEGIN { printf "installs checked and NATS, Cassandra, S3 up after %.1fs, nodes ready %.1fs later", (m - a) / 1e9, (b - m) / 1e9 }')
 
 extra=""
 for f in "$DIR"/node-*.pid; do
@@ -189,6 +192,7 @@ for f in "$DIR"/node-*.pid; do
 done
 cat <<EOF
 kindred local cluster ready in ${ELAPSED}s ($N nodes, state in $DIR)
+  ($PHASES)
   NATS        nats://127.0.0.1:$NATS_PORT (JetStream)
   Cassandra   127.0.0.1:$CQL_PORT (keyspace kindred)
   S3          http://127.0.0.1:$S3_PORT (versitygw, bucket kindred; keys in $DIR/cluster.env)
