@@ -5,25 +5,42 @@
  */
 import { Options, parseFlags } from './lib/args.js';
 import { chat } from './scenarios/chat.js';
+import { chatNative } from './scenarios/chat-native.js';
 import { swipes } from './scenarios/swipes.js';
 import { idle } from './scenarios/idle.js';
+import { recs } from './scenarios/recs.js';
+import { connections } from './scenarios/connections.js';
 
 const USAGE = `usage: npm run bench -- <scenario> [options]
 
-scenarios
-  chat     N matched online pairs exchange messages at a fixed open-loop rate
-           --pairs 1000 --rate 5000 --duration 20 --warmup 3 --protocol ws|tcp --body 64 --drain 30
-  swipes   M users with profiles swipe random targets (50% like), bounded concurrency, max throughput
-           --users 1000 --concurrency 128 --duration 20 --warmup 3 --protocol ws|tcp --like 0.5
-  idle     N authenticated idle connections: server RSS per connection, connect+auth rate
-           --connections 10000 --users <connections> --concurrency 100 --settle 5 --protocol ws|tcp --no-gc
+scenarios (multi-target, load from --workers child processes)
+  chat         N pairs exchange messages at a fixed open-loop rate, or --step-load to find the
+               highest rate with p99 < 100 ms
+               --target kindred[,prosody,ejabberd] --protocol native-ws|native-tcp|xmpp-tcp|xmpp-ws
+               --pairs 500 --rate 2000 --duration 20 --warmup 3 --body 64 --drain 30 --workers 2
+               --step-load [--start-rate 500 --step-factor 1.5 --refine 3 --max-rate 50000
+                            --step-duration 10 --step-warmup 2 --p99-limit 100]
+  connections  N idle authenticated sessions: connect+login rate, server RSS per session
+               --target ... --protocol ... --connections 1000 --concurrency 50 --settle 5 --workers 2
+
+Kindred-only scenarios (one load-generator process, native protocol)
+  chat-native  chat with ack latency and a lost/undetermined verdict from the server's mailboxes
+               --pairs 1000 --rate 5000 --duration 20 --warmup 3 --protocol ws|tcp --body 64 --drain 30
+  swipes       M users with profiles swipe random targets (50% like), bounded concurrency, max throughput
+               --users 1000 --concurrency 128 --duration 20 --warmup 3 --protocol ws|tcp --like 0.5
+  idle         N authenticated idle connections: server RSS per connection (forced GC), connect+auth rate
+               --connections 10000 --users <connections> --concurrency 100 --settle 5 --protocol ws|tcp --no-gc
 
 common
-  --server-entry FILE   server to run (default dist/cli.js; build with \`npm run build\`; src/cli.ts runs under tsx)
+  --server-entry FILE   Kindred server to run (default dist/cli.js; build with \`npm run build\`; src/cli.ts runs under tsx)
+  --server-config JSON  merged over Kindred's bench config
+  --keep-data           keep the servers' temp data dirs and logs
+  --out-dir DIR         where chat/connections write their JSON and HTML (default bench/results)
+  --setup-concurrency N account creations in flight during setup (default 50)`; src/cli.ts runs under tsx)
   --keep-data           keep the server's temp data dir and log
   --setup-concurrency N REST calls in flight during setup (default 50)`;
 
-const SCENARIOS: Record<string, (o: Options) => Promise<void>> = { chat, swipes, idle };
+const SCENARIOS: Record<string, (o: Options) => Promise<void>> = { chat, 'chat-native': chatNative, connections, swipes, idle, recs };
 
 async function main(argv: string[]): Promise<void> {
   const { positional, flags } = parseFlags(argv, new Set(['keep-data', 'help']));

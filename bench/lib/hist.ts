@@ -2,7 +2,7 @@
  * Latency recording with HdrHistogram (hdr-histogram-js): values are recorded in
  * microseconds and summarised in milliseconds.
  */
-import { build } from 'hdr-histogram-js';
+import { build, decodeFromCompressedBase64, type Histogram } from 'hdr-histogram-js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 export interface LatencySummary {
@@ -17,7 +17,7 @@ export interface LatencySummary {
 }
 
 export class Latency {
-  private readonly h = build({
+  private readonly h: Histogram = build({
     bitBucketSize: 64,
     autoResize: true,
     lowestDiscernibleValue: 1,
@@ -33,6 +33,29 @@ export class Latency {
 
   get count(): number {
     return this.h.totalCount;
+  }
+
+  /** the underlying HdrHistogram (values in µs), e.g. to encode it for another process */
+  get histogram(): Histogram {
+    return this.h;
+  }
+
+  /** Adds a histogram encoded with encodeIntoCompressedBase64 (from a worker process). */
+  addEncoded(b64: string): this {
+    const other = decodeFromCompressedBase64(b64, 64, false);
+    if (other.totalCount > 0) this.h.add(other);
+    return this;
+  }
+
+  add(other: Latency): this {
+    if (other.count > 0) this.h.add(other.h);
+    return this;
+  }
+
+  /** [percentile, ms] pairs for a percentile distribution chart */
+  distribution(percentiles: readonly number[] = [0, 50, 75, 90, 95, 99, 99.9, 99.99, 100]): Array<[number, number]> {
+    if (this.h.totalCount === 0) return [];
+    return percentiles.map((p) => [p, Math.round(this.h.getValueAtPercentile(p)) / 1000]);
   }
 
   summary(): LatencySummary {

@@ -146,16 +146,36 @@ export class ProcSampler {
   private lastPressure = cpuPressureUs();
   private readonly started = Date.now();
 
+  /** CPU seconds last seen for each load-generator worker process */
+  private readonly workerCpu = new Map<number, number>();
+
+  /** `loadGenPids`: load-generator worker processes, counted with this one as "load generator" */
   constructor(
     private readonly pid: number,
     private readonly periodMs = 1000,
+    private readonly loadGenPids: readonly number[] = [],
   ) {}
+
+  private workersCpuDelta(): number {
+    let delta = 0;
+    for (const pid of this.loadGenPids) {
+      try {
+        const cpu = procSnapshot(pid).cpuSeconds;
+        delta += cpu - (this.workerCpu.get(pid) ?? cpu);
+        this.workerCpu.set(pid, cpu);
+      } catch {
+        /* worker gone */
+      }
+    }
+    return delta;
+  }
 
   start(): this {
     this.last = procSnapshot(this.pid);
     this.lastSelf = process.cpuUsage();
     this.lastMachine = machineCpu();
     this.lastPressure = cpuPressureUs();
+    this.workersCpuDelta();
     this.timer = setInterval(() => this.sample(), this.periodMs);
     this.timer.unref();
     return this;
@@ -172,7 +192,7 @@ export class ProcSampler {
     const self = process.cpuUsage();
     const prev = this.last!;
     const dt = (snap.at - prev.at) / 1000 || 1;
-    const selfCpu = (self.user - this.lastSelf.user + self.system - this.lastSelf.system) / 1e6;
+    const selfCpu = (self.user - this.lastSelf.user + self.system - this.lastSelf.system) / 1e6 + this.workersCpuDelta();
     const machine = machineCpu();
     const pressure = cpuPressureUs();
     const serverCores = (snap.cpuSeconds - prev.cpuSeconds) / dt;

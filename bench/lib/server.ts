@@ -34,6 +34,10 @@ export interface ServerHandle {
   pid: number;
   httpPort: number;
   tcpPort: number;
+  /** XMPP c2s (STARTTLS) */
+  xmppPort: number;
+  /** XMPP domain */
+  domain: string;
   /** http://127.0.0.1:<port> */
   base: string;
   wsUrl: string;
@@ -119,8 +123,9 @@ export async function startServer(
   );
 
   let stdoutBuf = '';
-  const ready = new Promise<{ httpPort: number; tcpPort: number }>((resolveReady, rejectReady) => {
+  const ready = new Promise<{ httpPort: number; tcpPort: number; xmppPort: number; domain: string }>((resolveReady, rejectReady) => {
     let httpPort = 0;
+    let tcpPort = 0;
     const timer = setTimeout(() => rejectReady(new Error(`server did not start within 30 s; see ${logFile}`)), 30_000);
     child.stdout!.on('data', (chunk: Buffer) => {
       log.write(chunk);
@@ -132,9 +137,12 @@ export async function startServer(
         const http = /HTTP \+ REST\s+https?:\/\/[^:]+:(\d+)/.exec(line);
         if (http) httpPort = Number(http[1]);
         const tcp = /native TCP\s+[^:]+:(\d+)/.exec(line);
-        if (tcp) {
+        if (tcp) tcpPort = Number(tcp[1]);
+        // the XMPP line is printed last, once every listener is up
+        const xmpp = /XMPP c2s\s+[^:]+:(\d+) \(STARTTLS\).*domain (\S+)/.exec(line);
+        if (xmpp) {
           clearTimeout(timer);
-          resolveReady({ httpPort, tcpPort: Number(tcp[1]) });
+          resolveReady({ httpPort, tcpPort, xmppPort: Number(xmpp[1]), domain: xmpp[2]! });
         }
         if (line.startsWith('{')) {
           try {
@@ -166,7 +174,7 @@ export async function startServer(
     });
   });
 
-  let ports: { httpPort: number; tcpPort: number };
+  let ports: { httpPort: number; tcpPort: number; xmppPort: number; domain: string };
   try {
     ports = await ready;
   } catch (err) {

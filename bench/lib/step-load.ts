@@ -1,0 +1,65 @@
+/**
+ * Step load: raise the offered rate until a step is not sustainable, then bisect
+ * between the last good and the first bad rate. A step is sustainable when
+ *   - the median over its measured seconds of each second's p99 delivery latency is
+ *     below the limit (100 ms): one bad second on a shared machine does not fail a
+ *     step, a server that cannot keep up fails every second;
+ *   - every message sent was received (after the drain);
+ *   - at least 95% of the measured messages were received within the measured window
+ *     plus the drain (a growing backlog fails).
+ * Rates grow by `factor` (1.5) from `start`; `refine` (3) bisections then narrow the
+ * bracket to about 1.5^(1/8), i.e. 5%, which is what lets two runs agree within ±15%.
+ */
+import type { PhaseResult } from './fleet.js';
+
+export interface StepOptions {
+  start: number;
+  factor: number;
+  maxRate: number;
+  refine: number;
+  limitMs: number;
+}
+
+export interface StepVerdict {
+  rate: number;
+  ok: boolean;
+  why: string;
+  result: PhaseResult;
+}
+
+export function judge(r: PhaseResult, limitMs: number): { ok: boolean; why: string } {
+  if (r.notReceived > 0) return { ok: false, why: `${r.notReceived} not received` };
+  if (r.sentMeasured > 0 && r.receivedMeasured < 0.95 * r.sentMeasured) return { ok: false, why: `received ${r.receivedMeasured} of ${r.sentMeasured}` };
+  if (Object.keys(r.errors).length) return { ok: false, why: `errors ${JSON.stringify(r.errors)}` };
+  if (!(r.medianSecondP99 < limitMs)) return { ok: false, why: `median per-second p99 ${r.medianSecondP99} ms ≥ ${limitMs} ms` };
+  return { ok: true, why: `median per-second p99 ${r.medianSecondP99} ms` };
+}
+
+export async function stepLoad(run: (rate: number) => Promise<PhaseResult>, o: StepOptions, log: (s: string) => void): Promise<{ steps: StepVerdict[]; maxSustainable: number; firstFailing?: number }> {
+  const steps: StepVerdict[] = [];
+  const step = async (rate: number) => {
+    const result = await run(rate);
+    const v = { rate, ...judge(result, o.limitMs), result };
+    steps.push(v);
+    log(`step ${rate} msgs/s: ${v.ok ? 'sustained' : 'NOT sustained'} (${v.why}; p99 over the step ${result.latencyMs.p99} ms)`);
+    return v.ok;
+  };
+  let good = 0;
+  let bad: number | undefined;
+  for (let rate = o.start; rate <= o.maxRate; rate = Math.round(rate * o.factor)) {
+    if (await step(rate)) good = rate;
+    else {
+      bad = rate;
+      break;
+    }
+  }
+  if (bad !== undefined && good > 0) {
+    for (let i = 0; i < o.refine; i++) {
+      const mid = Math.round((good + bad) / 2);
+      if (mid === good || mid === bad) break;
+      if (await step(mid)) good = mid;
+      else bad = mid;
+    }
+  }
+  return { steps, maxSustainable: good, firstFailing: bad };
+}

@@ -1,0 +1,35 @@
+/** `--target kindred,prosody,ejabberd`: start a server under test by name. */
+import { startEjabberd } from './ejabberd.js';
+import { startKindred } from './kindred.js';
+import { startProsody } from './prosody.js';
+import { TARGETS, type TargetHandle, type TargetName } from './types.js';
+
+export function parseTargets(raw: string): TargetName[] {
+  const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new Error('--target needs at least one of ' + TARGETS.join(', '));
+  for (const n of names) if (!TARGETS.includes(n as TargetName)) throw new Error(`unknown target "${n}" (known: ${TARGETS.join(', ')})`);
+  return names as TargetName[];
+}
+
+export interface TargetOptions {
+  /** Kindred: --server-entry */
+  entry?: string;
+  /** Kindred: --server-config JSON merged over the bench config */
+  config?: Record<string, unknown>;
+  keepData?: boolean;
+  /** Kindred: start with the inspector (forced GC before memory readings) */
+  inspect?: boolean;
+}
+
+export async function startTarget(name: TargetName, o: TargetOptions): Promise<TargetHandle & { inspectorUrl?: string }> {
+  switch (name) {
+    case 'kindred':
+      return startKindred(o);
+    case 'prosody':
+      return startProsody(o);
+    case 'ejabberd':
+      return startEjabberd(o);
+    case 'kindred-cluster':
+      throw new Error('target kindred-cluster is not supported yet: the harness does not drive deploy/local/up.sh so far (see bench/README.md)');
+  }
+}

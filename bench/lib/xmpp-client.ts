@@ -1,0 +1,378 @@
+/**
+ * A lean XMPP client for load generation: one raw socket per session, a tiny
+ * top-level-element splitter and string templates, no DOM.
+ *
+ * Why not @xmpp/client: it builds an ltx tree for every stanza, keeps a middleware
+ * stack, reconnect logic and a set of timers per session; at thousands of sessions
+ * and thousands of stanzas a second that is the load generator's CPU, not the
+ * server's (bench/README.md has the measured difference).
+ *
+ * Login: STARTTLS (TCP, RFC 6120 §5) or plain RFC 7395 WebSocket framing, then SASL
+ * PLAIN (RFC 4616; accepted by Kindred, Prosody and ejabberd once the stream is
+ * encrypted, and the cheapest for the client, so the client never limits the login
+ * rate), resource bind, initial presence (Prosody and ejabberd deliver a message to
+ * a bare JID only to available resources). Optional in-band registration
+ * (XEP-0077) before SASL, which is how the harness creates thousands of users on
+ * Prosody and ejabberd in seconds.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import WebSocket from 'ws';
+
+export interface XmppEndpoint {
+  transport: 'tcp' | 'ws';
+  host: string;
+  /** c2s port with STARTTLS (tcp) */
+  port: number;
+  /** ws://host:port/xmpp-websocket (ws) */
+  wsUrl: string;
+  domain: string;
+}
+
+export interface XmppAccount {
+  username: string;
+  password: string;
+}
+
+const NS_FRAMING = 'urn:ietf:params:xml:ns:xmpp-framing';
+
+/**
+ * Splits a character stream of XML into top-level elements. The stream header
+ * (`<stream:stream ...>`) is reported on its own and does not nest. Quotes inside
+ * tags are honoured (attribute values may contain `>`); text between top-level
+ * elements (whitespace keepalives) is dropped.
+ */
+export class ElementSplitter {
+  private buf = '';
+  private pos = 0;
+  private depth = 0;
+  private start = 0;
+
+  constructor(
+    private readonly onElement: (xml: string) => void,
+    private readonly onHeader: (xml: string) => void,
+    private readonly onEnd: () => void,
+  ) {}
+
+  reset(): void {
+    this.buf = '';
+    this.pos = 0;
+    this.depth = 0;
+    this.start = 0;
+  }
+
+  push(chunk: string): void {
+    this.buf += chunk;
+    const buf = this.buf;
+    let i = this.pos;
+    for (;;) {
+      const lt = buf.indexOf('<', i);
+      if (lt < 0) {
+        i = buf.length;
+        break;
+      }
+      // find the end of this tag, skipping quoted attribute values
+      let j = lt + 1;
+      let quote = '';
+      for (; j < buf.length; j++) {
+        const c = buf[j]!;
+        if (quote) {
+          if (c === quote) quote = '';
+        } else if (c === '"' || c === "'") quote = c;
+        else if (c === '>') break;
+      }
+      if (j >= buf.length) {
+        i = lt;
+        break;
+      }
+      const c1 = buf[lt + 1];
+      if (c1 === '?' || c1 === '!') {
+        // declaration or comment at any depth: no nesting change
+      } else if (c1 === '/') {
+        if (this.depth === 0) {
+          this.onEnd(); // </stream:stream>
+        } else if (--this.depth === 0) {
+          this.onElement(buf.slice(this.start, j + 1));
+        }
+      } else if (buf[j - 1] === '/') {
+        if (this.depth === 0) this.onElement(buf.slice(lt, j + 1));
+      } else if (this.depth === 0 && buf.startsWith('<stream:stream', lt)) {
+        this.onHeader(buf.slice(lt, j + 1));
+      } else {
+        if (this.depth === 0) this.start = lt;
+        this.depth++;
+      }
+      i = j + 1;
+    }
+    // keep only what is still needed
+    const keepFrom = this.depth > 0 ? this.start : i;
+    this.buf = buf.slice(keepFrom);
+    this.pos = i - keepFrom;
+    this.start = 0;
+  }
+}
+
+export function xmlEscape(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
+}
+
+function xmlUnescape(s: string): string {
+  if (s.indexOf('&') < 0) return s;
+  return s.replace(/&(amp|lt|gt|quot|apos);/g, (_, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" })[e]!);
+}
+
+/** The text of the first <body> in a <message>, or undefined. */
+export function messageBody(xml: string): string | undefined {
+  const m = /<body(?:\s[^>]*)?>([^<]*)<\/body>/.exec(xml);
+  return m ? xmlUnescape(m[1]!) : undefined;
+}
+
+export class XmppError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** One logged-in XMPP session. */
+export class XmppSession {
+  /** bodies of incoming <message> stanzas */
+  onBody: (body: string) => void = () => undefined;
+  onClose: (reason: string) => void = () => undefined;
+  /** incoming stanza errors (type='error'), by condition */
+  readonly stanzaErrors: Record<string, number> = {};
+  closed = false;
+  jid = '';
+  private waiting: ((xml: string) => void) | undefined;
+  private queue: string[] = [];
+  private failed: Error | undefined;
+  private failWaiter: ((err: Error) => void) | undefined;
+  private loggedIn = false;
+  private writeRaw!: (s: string) => void;
+  private endRaw!: () => void;
+  private restartStream!: () => void;
+  private readonly splitter = new ElementSplitter(
+    (xml) => this.onElement(xml),
+    (xml) => this.onElement(xml),
+    () => this.onClosed('stream closed by the server'),
+  );
+
+  private constructor(
+    private readonly ep: XmppEndpoint,
+    private readonly account: XmppAccount,
+  ) {}
+
+  /**
+   * Connects, optionally registers in-band, logs in with PLAIN, binds and sends
+   * initial presence. `loginOnly: false` with `register: true` registers and closes
+   * (user creation for the peers).
+   */
+  static async open(ep: XmppEndpoint, account: XmppAccount, opts: { localAddress?: string; register?: boolean; login?: boolean; timeoutMs?: number } = {}): Promise<XmppSession> {
+    const s = new XmppSession(ep, account);
+    const timeout = setTimeout(() => s.fail(new XmppError('TIMEOUT', `login of ${account.username} took longer than ${opts.timeoutMs ?? 30_000} ms`)), opts.timeoutMs ?? 30_000);
+    try {
+      if (ep.transport === 'tcp') await s.startTcp(opts.localAddress);
+      else await s.startWs(opts.localAddress);
+      if (opts.register) await s.register();
+      if (opts.login !== false) await s.login();
+      return s;
+    } catch (err) {
+      s.close();
+      throw err;
+    } finally {
+      clearTimeout(timeout);
+    }
+  }
+
+  /** Sends a chat message to `to` (a bare JID); the body must already be XML-safe. */
+  sendChat(to: string, body: string, id: string): void {
+    if (this.closed) return;
+    this.writeRaw(`<message xmlns='jabber:client' to='${to}' type='chat' id='${id}'><body>${body}</body></message>`);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    try {
+      this.writeRaw('</stream:stream>');
+    } catch {
+      /* already gone */
+    }
+    this.endRaw?.();
+    this.onClosed('closed by the client');
+  }
+
+  // --- transport ---
+
+  private streamHeader(): string {
+    return this.ep.transport === 'ws'
+      ? `<open xmlns='${NS_FRAMING}' to='${this.ep.domain}' version='1.0'/>`
+      : `<?xml version='1.0'?><stream:stream to='${this.ep.domain}' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`;
+  }
+
+  private startTcp(localAddress?: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const raw = net.connect({ host: this.ep.host, port: this.ep.port, localAddress });
+      raw.setNoDelay(true);
+      let sock: net.Socket | tls.TLSSocket = raw;
+      raw.setEncoding('utf8');
+      const onData = (chunk: string) => this.splitter.push(chunk);
+      raw.on('data', onData);
+      raw.on('error', (err) => this.fail(new XmppError('SOCKET', err.message)));
+      raw.on('close', () => this.onClosed('socket closed'));
+      this.writeRaw = (s) => void sock.write(s);
+      this.endRaw = () => sock.end();
+      this.restartStream = () => {
+        this.splitter.reset();
+        this.writeRaw(this.streamHeader());
+      };
+      raw.once('connect', () => {
+        this.restartStream();
+        // STARTTLS, then hand the socket over to TLS
+        void (async () => {
+          await this.next('stream:stream');
+          const features = await this.next('stream:features');
+          if (!features.includes('urn:ietf:params:xml:ns:xmpp-tls')) throw new XmppError('NO_STARTTLS', 'the server offers no STARTTLS');
+          this.writeRaw(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
+          const answer = await this.next();
+          if (!answer.startsWith('<proceed')) throw new XmppError('STARTTLS', `STARTTLS refused: ${answer.slice(0, 200)}`);
+          raw.removeListener('data', onData);
+          const secure = tls.connect({ socket: raw, servername: this.ep.domain, rejectUnauthorized: false });
+          secure.setEncoding('utf8');
+          secure.on('data', onData);
+          secure.on('error', (err) => this.fail(new XmppError('TLS', err.message)));
+          await new Promise<void>((ok, ko) => {
+            secure.once('secureConnect', ok);
+            secure.once('error', ko);
+          });
+          sock = secure;
+          this.restartStream();
+          await this.next('stream:stream');
+          await this.next('stream:features');
+        })().then(resolve, reject);
+      });
+      raw.once('error', reject);
+    });
+  }
+
+  private startWs(localAddress?: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const ws = new WebSocket(this.ep.wsUrl, ['xmpp'], { localAddress, perMessageDeflate: false });
+      this.writeRaw = (s) => ws.send(s);
+      this.endRaw = () => ws.close();
+      this.restartStream = () => this.writeRaw(this.streamHeader());
+      ws.on('message', (data) => {
+        const xml = data.toString();
+        if (xml.startsWith('<close')) this.onClosed('stream closed by the server');
+        else this.onElement(xml);
+      });
+      ws.on('error', (err) => this.fail(new XmppError('SOCKET', err.message)));
+      ws.on('close', () => this.onClosed('websocket closed'));
+      ws.once('error', reject);
+      ws.once('open', () => {
+        this.restartStream();
+        void (async () => {
+          await this.next('open');
+          await this.next('stream:features');
+        })().then(resolve, reject);
+      });
+    });
+  }
+
+  // --- login steps ---
+
+  private async register(): Promise<void> {
+    const u = xmlEscape(this.account.username);
+    const p = xmlEscape(this.account.password);
+    this.writeRaw(`<iq xmlns='jabber:client' type='set' id='reg1'><query xmlns='jabber:iq:register'><username>${u}</username><password>${p}</password></query></iq>`);
+    const answer = await this.next('iq');
+    // <conflict/>: the account exists already (a rerun on the same data): fine
+    if (!/type=["']result["']/.test(answer) && !answer.includes('<conflict')) throw new XmppError('REGISTER', `in-band registration of ${this.account.username} failed: ${answer.slice(0, 300)}`);
+  }
+
+  private async login(): Promise<void> {
+    const creds = Buffer.from(`\0${this.account.username}\0${this.account.password}`).toString('base64');
+    this.writeRaw(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${creds}</auth>`);
+    const answer = await this.next();
+    if (!answer.startsWith('<success')) throw new XmppError('AUTH', `SASL PLAIN failed for ${this.account.username}: ${answer.slice(0, 300)}`);
+    this.restartStream();
+    await this.next(this.ep.transport === 'ws' ? 'open' : 'stream:stream');
+    await this.next('stream:features');
+    this.writeRaw(`<iq xmlns='jabber:client' type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>bench</resource></bind></iq>`);
+    const bound = await this.next('iq');
+    const jid = /<jid>([^<]+)<\/jid>/.exec(bound);
+    if (!jid) throw new XmppError('BIND', `bind failed: ${bound.slice(0, 300)}`);
+    this.jid = jid[1]!;
+    this.writeRaw(`<presence xmlns='jabber:client'/>`);
+    this.loggedIn = true;
+    // anything queued after bind (presence echoes) is not a message we wait for
+    for (const xml of this.queue.splice(0)) this.onElement(xml);
+  }
+
+  // --- incoming ---
+
+  /** The next top-level element during login (optionally: the next one with this name). */
+  private next(name?: string): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      if (this.failed) return reject(this.failed);
+      const take = () => {
+        while (this.queue.length) {
+          const xml = this.queue.shift()!;
+          if (!name || xml.startsWith(`<${name}`)) {
+            this.waiting = undefined;
+            this.failWaiter = undefined;
+            resolve(xml);
+            return true;
+          }
+          if (xml.startsWith('<stream:error')) {
+            reject(new XmppError('STREAM_ERROR', xml.slice(0, 300)));
+            return true;
+          }
+        }
+        return false;
+      };
+      if (take()) return;
+      this.waiting = () => void take();
+      this.failWaiter = reject;
+    });
+  }
+
+  private onElement(xml: string): void {
+    if (!this.loggedIn) {
+      this.queue.push(xml);
+      this.waiting?.(xml);
+      return;
+    }
+    if (xml.startsWith('<message')) {
+      if (xml.includes("type='error'") || xml.includes('type="error"')) {
+        const cond = /<([a-z-]+) xmlns=['"]urn:ietf:params:xml:ns:xmpp-stanzas['"]/.exec(xml)?.[1] ?? 'unknown';
+        this.stanzaErrors[cond] = (this.stanzaErrors[cond] ?? 0) + 1;
+        return;
+      }
+      const body = messageBody(xml);
+      if (body !== undefined) this.onBody(body);
+    } else if (xml.startsWith('<iq') && /type=['"]get['"]/.test(xml) && xml.includes('urn:xmpp:ping')) {
+      // XEP-0199 pings from the server: answer, or the server closes idle sessions
+      const id = /id=['"]([^'"]+)['"]/.exec(xml)?.[1] ?? '';
+      const from = /from=['"]([^'"]+)['"]/.exec(xml)?.[1];
+      this.writeRaw(`<iq xmlns='jabber:client' type='result' id='${id}'${from ? ` to='${from}'` : ''}/>`);
+    } else if (xml.startsWith('<stream:error')) {
+      this.onClosed(`stream error: ${xml.slice(0, 200)}`);
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.failed) return;
+    this.failed = err;
+    this.failWaiter?.(err);
+    if (this.loggedIn) this.onClosed(err.message);
+  }
+
+  private onClosed(reason: string): void {
+    if (!this.failed) this.fail(new XmppError('CLOSED', reason));
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose(reason);
+  }
+}

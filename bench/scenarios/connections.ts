@@ -1,0 +1,116 @@
+/**
+ * connections: N authenticated idle sessions per target (one user each), opened by
+ * the load-generator workers `--concurrency` at a time. Reports the connect + login
+ * rate and latency (TCP connect, STARTTLS, SASL PLAIN, bind and presence for XMPP;
+ * connect and token auth for the native protocol) and the server process's RSS
+ * growth per session: (RSS after - RSS before) / sessions, each read after a settle
+ * of --settle seconds. No forced GC, for any target (Kindred's `idle` scenario has one).
+ */
+import type { Options } from '../lib/args.js';
+import { Fleet } from '../lib/fleet.js';
+import { log, ms, sleep } from '../lib/report.js';
+import { machineInfo, ProcSampler, procSnapshot, round, summarizeSamples, type Sample } from '../lib/proc.js';
+import { machineLine, printSideBySide, processSeries, writeRun } from '../lib/output.js';
+import { parseProtocol } from '../lib/sessions.js';
+import { gitInfo, resolveEntry } from '../lib/server.js';
+import { parseTargets, startTarget } from '../lib/targets/index.js';
+import type { ReportSection } from '../lib/html.js';
+
+export async function connections(o: Options): Promise<void> {
+  const targets = parseTargets(o.str('target', 'kindred'));
+  const onlyKindred = targets.every((t) => t === 'kindred');
+  const protocol = parseProtocol(o.str('protocol', onlyKindred ? 'native-ws' : 'xmpp-tcp'));
+  const n = o.num('connections', 1000);
+  const concurrency = o.num('concurrency', 50);
+  const settle = o.num('settle', 5);
+  const workers = o.num('workers', 2);
+  const setupConcurrency = o.num('setup-concurrency', 50);
+  const outDir = o.str('out-dir', '');
+  const entry = o.str('server-entry', '') || undefined;
+  const keepData = o.bool('keep-data');
+  o.checkUnknown();
+  if (protocol.startsWith('native') && !onlyKindred) throw new Error(`--protocol ${protocol} is Kindred's own; compare servers with --protocol xmpp-tcp or xmpp-ws`);
+  if (targets.includes('kindred')) {
+    const { warning } = resolveEntry(entry);
+    if (warning) log(`warning: ${warning}`);
+  }
+  const machine = machineInfo();
+  const runs = [];
+  for (const name of targets) {
+    log(`target ${name}: starting`);
+    const target = await startTarget(name, { entry, config: o.serverConfig(), keepData });
+    let fleet: Fleet | undefined;
+    try {
+      log(`target ${target.version} (pid ${target.pid}); setup: ${n} accounts`);
+      const setup = await target.createAccounts(n, { prefix: 'idle', pairs: false, concurrency: setupConcurrency });
+      fleet = await Fleet.start({ workers, protocol, endpoints: { xmppTcp: target.xmppTcp, xmppWs: target.xmppWs, native: target.native }, accounts: setup.accounts });
+      const sampler = new ProcSampler(target.pid, 1000, fleet.pids).start();
+      await sleep(settle * 1000);
+      const before = procSnapshot(target.pid);
+      log(`RSS before ${round(before.rssKiB / 1024, 1)} MiB; opening ${n} ${protocol} sessions, ${concurrency} at a time`);
+      const connect = await fleet.connect(concurrency);
+      log(`connected ${connect.ok} in ${round(connect.seconds, 1)} s; settling ${settle} s`);
+      await sleep(settle * 1000);
+      const after = procSnapshot(target.pid);
+      sampler.stop();
+      const samples: Sample[] = sampler.samples;
+      runs.push({
+        target: name,
+        version: target.version,
+        protocol,
+        setup: { accounts: setup.accounts.length, seconds: round(setup.seconds, 2) },
+        connect,
+        rssKiB: { before: before.rssKiB, after: after.rssKiB },
+        kibPerSession: round((after.rssKiB - before.rssKiB) / Math.max(1, connect.ok), 2),
+        serverCpuSecondsConnecting: round(after.cpuSeconds - before.cpuSeconds, 2),
+        contention: summarizeSamples(samples),
+        samples,
+        serverLog: target.problems(),
+        config: target.config,
+      });
+    } finally {
+      await fleet?.close();
+      await target.stop();
+    }
+  }
+  const header = ['target', 'protocol', 'sessions', 'failed', 'connect+login/s', 'p50', 'p99', 'RSS before', 'RSS after', 'KiB per session'];
+  const rows = runs.map((r) => [
+    r.version,
+    r.protocol,
+    String(r.connect.ok),
+    String(Object.values(r.connect.failures).reduce((a, b) => a + b, 0)),
+    String(r.connect.perSecond),
+    ms(r.connect.latencyMs.p50),
+    ms(r.connect.latencyMs.p99),
+    `${round(r.rssKiB.before / 1024, 1)} MiB`,
+    `${round(r.rssKiB.after / 1024, 1)} MiB`,
+    String(r.kibPerSession),
+  ]);
+  const title = `connections over ${protocol}: ${n} idle sessions, ${concurrency} connecting at a time from ${workers} load-generator processes`;
+  printSideBySide(title, header, rows);
+  const sections: ReportSection[] = runs.map((r) => ({
+    title: `${r.version} over ${r.protocol}`,
+    rows: [
+      ['connect + login', `${r.connect.ok} sessions in ${round(r.connect.seconds, 2)} s: ${r.connect.perSecond}/s; p50 ${ms(r.connect.latencyMs.p50)}, p99 ${ms(r.connect.latencyMs.p99)}, max ${ms(r.connect.latencyMs.max)}`],
+      ['failures', JSON.stringify(r.connect.failures)],
+      ['RSS per session', `${r.kibPerSession} KiB (${round(r.rssKiB.before / 1024, 1)} → ${round(r.rssKiB.after / 1024, 1)} MiB)`],
+      ['server CPU while connecting', `${r.serverCpuSecondsConnecting} s`],
+      ['load generators / other tenants', `${r.contention.loadGenCores} / ${r.contention.otherCores} cores`],
+    ],
+    throughput: [],
+    latency: [],
+    distribution: [],
+    ...processSeries(r.samples),
+  }));
+  const files = writeRun('connections', outDir || undefined, {
+    scenario: 'connections',
+    startedAt: new Date().toISOString(),
+    argv: process.argv.slice(2),
+    params: { targets, protocol, connections: n, concurrency, settle, workers },
+    machine,
+    git: gitInfo(),
+    table: { header, rows },
+    runs,
+  }, { title, command: `npm run bench -- ${process.argv.slice(2).join(' ')}`, machine: machineLine(machine), table: { header, rows }, sections });
+  log(`wrote ${files.json} and ${files.html}`);
+}
