@@ -36,9 +36,7 @@ common
   --server-config JSON  merged over Kindred's bench config
   --keep-data           keep the servers' temp data dirs and logs
   --out-dir DIR         where chat/connections write their JSON and HTML (default bench/results)
-  --setup-concurrency N account creations in flight during setup (default 50)`; src/cli.ts runs under tsx)
-  --keep-data           keep the server's temp data dir and log
-  --setup-concurrency N REST calls in flight during setup (default 50)`;
+  --setup-concurrency N account creations in flight during setup (default 50)`;
 
 const SCENARIOS: Record<string, (o: Options) => Promise<void>> = { chat, 'chat-native': chatNative, connections, swipes, idle, recs };
 
