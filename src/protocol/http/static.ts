@@ -37,7 +37,7 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 /** Paths that belong to the server itself: never answered with the app, even when unknown. */
-const SERVER_PREFIXES = ['/v1', '/images', '/ws', '/xmpp-websocket', '/healthz', '/metrics', '/openapi.json'];
+const SERVER_PREFIXES = ['/v1', '/images', '/ws', '/xmpp-websocket', '/healthz', '/metrics', '/openapi.json', '/downloads', '/webhooks'];
 
 /** The page's policy: scripts, styles and connections only from this origin (plus its WebSocket). */
 const CSP = "default-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";

@@ -8,8 +8,10 @@ import type { Book, CartLine, OrderView, SearchResult, ShippingAddress, Suggesti
 export interface SearchParams {
   q: string;
   format?: string;
-  minPriceCents?: number;
-  maxPriceCents?: number;
+  /** minor units, inclusive */
+  minPrice?: number;
+  /** minor units, inclusive */
+  maxPrice?: number;
   author?: string;
   sort?: string;
   page?: number;
@@ -26,6 +28,7 @@ export const storeApi = {
   search: (p: SearchParams, signal?: AbortSignal) => api<SearchResult>('GET', `/v1/search?${query({ ...p })}`, { anonymous: true, ...(signal ? { signal } : {}) }),
   suggest: (q: string, signal?: AbortSignal) => api<{ suggestions: Suggestion[] }>('GET', `/v1/search/suggest?${query({ q })}`, { anonymous: true, ...(signal ? { signal } : {}) }),
   book: (bookId: string) => api<{ book: Book }>('GET', `/v1/books/${encodeURIComponent(bookId)}`, { anonymous: true }),
+  /** quantity 0 removes the line */
   cart: () => api<{ lines: CartLine[] }>('GET', '/v1/cart'),
   setCartLine: (line: CartLine) => api<{ lines: CartLine[] }>('PUT', '/v1/cart/lines', { json: line }),
   checkout: (idempotencyKey: string, body: { shippingAddress?: ShippingAddress }) =>

@@ -49,13 +49,15 @@ export function ResultsPage() {
   const [error, setError] = useState<unknown>(null);
   const [loading, setLoading] = useState(false);
 
-  const [minPrice, maxPrice] = price ? price.split('-').map((x) => (x === '' ? undefined : Number(x))) : [undefined, undefined];
+  // a price bucket is [min, max) in minor units; the API's maxPrice is inclusive
+  const [minPrice, maxEnd] = price ? price.split('-').map((x) => (x === '' ? undefined : Number(x))) : [undefined, undefined];
+  const maxPrice = maxEnd === undefined ? undefined : maxEnd - 1;
 
   useEffect(() => {
     const ctl = new AbortController();
     setLoading(true);
     storeApi
-      .search({ q, format: format || undefined, minPriceCents: minPrice, maxPriceCents: maxPrice, sort, page, size: PAGE_SIZE }, ctl.signal)
+      .search({ q, format: format || undefined, minPrice, maxPrice, sort, page, size: PAGE_SIZE }, ctl.signal)
       .then((r) => {
         setResult(r);
         setError(null);
@@ -116,8 +118,8 @@ export function ResultsPage() {
             <label for="sort">Sort by</label>
             <select id="sort" value={sort} onChange={(e) => go({ sort: e.currentTarget.value })}>
               <option value="relevance">Relevance</option>
-              <option value="price_asc">Price, low to high</option>
-              <option value="price_desc">Price, high to low</option>
+              <option value="price">Price, low to high</option>
+              <option value="-price">Price, high to low</option>
               <option value="title">Title</option>
               <option value="newest">Newest</option>
             </select>
