@@ -60,6 +60,14 @@ export interface ActorSystemOptions<M, R> {
    * steady client sees latency rather than errors during a handoff. Default false.
    */
   waitForOwner?: boolean;
+  /**
+   * Cluster mode: whether this node may run actors of `shard` at this instant (its lease
+   * was renewed recently enough). Checked synchronously before a letter activates an actor
+   * and again before each letter runs, so a node that stalled past its lease (GC pause,
+   * SIGSTOP, CPU starvation) refuses what it finds queued on waking, before its fencing
+   * timer even runs: the shard's new owner may already be serving those users.
+   */
+  mayServe?: (shard: number) => boolean;
 }
 
 /** Backoff between retries of an ask whose shard has no owner yet. */
@@ -67,6 +75,11 @@ const OWNER_RETRY_FIRST_MS = 50;
 const OWNER_RETRY_MAX_MS = 400;
 /** What `deliver` answers while this system stops: the letter was not processed. */
 const NOT_HOSTED = 'actor not hosted here: node is shutting down';
+/**
+ * What a node answers for a shard whose lease lapsed under it. Not retried by the asker:
+ * after a stall the new owner may have received the same request too.
+ */
+const LEASE_LAPSED = 'actor not served here: the shard lease lapsed on this node; not processed';
 
 /**
  * Whether a failed ask certainly never reached an actor, so sending it again cannot
@@ -135,10 +148,11 @@ export class ActorSystem<M, R> {
       try {
         return (await this.opts.bus.request(subject, envelope, Math.max(1, end - Date.now()))) as R;
       } catch (err) {
-        // 250 ms kept back: a retry must still have time to be answered
-        if (!neverDelivered(err) || this.stopping || Date.now() + backoff > end - 250) throw err;
+        // the last retry leaves 250 ms to be answered
+        const wait = Math.min(backoff, end - 250 - Date.now());
+        if (!neverDelivered(err) || this.stopping || wait <= 0) throw err;
+        await new Promise((r) => setTimeout(r, wait));
       }
-      await new Promise((r) => setTimeout(r, backoff));
       backoff = Math.min(backoff * 2, OWNER_RETRY_MAX_MS);
     }
   }
@@ -212,6 +226,9 @@ export class ActorSystem<M, R> {
 
   private deliver(envelope: Envelope<M>): Promise<R> | undefined {
     if (typeof envelope?.id !== 'string') return Promise.reject(new KindredError('BAD_REQUEST', 'actor envelope without id'));
+    if (this.opts.mayServe && !this.opts.mayServe(this.opts.shards.shardOf(envelope.id))) {
+      return Promise.reject(new KindredError('UNAVAILABLE', LEASE_LAPSED));
+    }
     let cell = this.cells.get(envelope.id);
     if (!cell) {
       if (envelope.ifActive) return undefined;
@@ -225,9 +242,17 @@ export class ActorSystem<M, R> {
 
   private activate(id: string): Cell<M, R> {
     const actor = this.opts.create(id);
+    const { mayServe } = this.opts;
+    const shard = this.opts.shards.shardOf(id);
+    const receive = mayServe
+      ? (m: M) => {
+          if (!mayServe(shard)) throw new KindredError('UNAVAILABLE', LEASE_LAPSED);
+          return actor.receive(m);
+        }
+      : (m: M) => actor.receive(m);
     const cell: Cell<M, R> = {
       actor,
-      mailbox: new Mailbox<M, R>(this.opts.mailboxLimit, (m) => actor.receive(m), () => this.opts.clock.now()),
+      mailbox: new Mailbox<M, R>(this.opts.mailboxLimit, receive, () => this.opts.clock.now()),
       ready: actor.activate(),
       lastUsed: this.opts.clock.now(),
     };

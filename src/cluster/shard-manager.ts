@@ -112,6 +112,17 @@ export class ShardManager {
     this.kick();
   }
 
+  /**
+   * Whether this node may run actors of `shard` right now: it holds the lease (hosting,
+   * or releasing while its actors drain) and renewed it within the fencing window. Pure
+   * arithmetic on the wall clock, so it is right even when the fencing timer has not run
+   * yet (the event loop was stalled).
+   */
+  mayServe(shard: number): boolean {
+    const lease = this.leases.get(shard);
+    return lease !== undefined && Date.now() - lease.renewedAt <= this.fenceAfter;
+  }
+
   /** Shards this node holds a lease for and hosts. */
   held(): number[] {
     return [...this.leases].filter(([, l]) => l.state === 'hosting').map(([s]) => s);
