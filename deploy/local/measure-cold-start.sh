@@ -18,11 +18,22 @@ for r in $(seq 1 "$RUNS"); do
   s=$(echo "$out" | sed -n 's/.*ready in \([0-9.]*\)s.*/\1/p')
   line=$(echo "$out" | tail -3)
   [ -n "$s" ] || { echo "run $r: up.sh failed: $line" >&2; bash "$HERE/down.sh" --wipe >/dev/null 2>&1; exit 1; }
+  # CPU time the started processes used up to "ready" (independent of other tenants), and their RSS
+  cpu=0
+  rss=""
+  D=$KINDRED_CLUSTER_DIR
+  for f in "$D/cassandra/cassandra.pid" "$D/nats.pid" "$D/s3/versitygw.pid" "$D"/node-*.pid; do
+    pid=$(cat "$f")
+    ticks=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    cpu=$(awk -v a="$cpu" -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", a + t / hz }')
+    rss="$rss $(basename "$f" .pid)=$(awk '/^VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$pid/status")M"
+  done
   stop_started=$(date +%s%N)
   bash "$HERE/down.sh" --wipe 2>/dev/null
   stop_s=$(awk -v a="$stop_started" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
   phases=$(echo "$out" | sed -n 's/^  (\(installs checked.*\))$/\1/p')
   echo "run $r: ready in ${s}s ($phases), down.sh --wipe ${stop_s}s (1-min load average before: $load)"
+  echo "       CPU used by the cluster's processes until ready: ${cpu}s; RSS:$rss"
   times+=("$s")
   sleep 5
 done
