@@ -31,8 +31,9 @@ export const storeApi = {
   /** quantity 0 removes the line */
   cart: () => api<{ lines: CartLine[] }>('GET', '/v1/cart'),
   setCartLine: (line: CartLine) => api<{ lines: CartLine[] }>('PUT', '/v1/cart/lines', { json: line }),
+  /** answers at once (waitMs=0): the order page follows the settlement through live `order` events */
   checkout: (idempotencyKey: string, body: { shippingAddress?: ShippingAddress }) =>
-    api<{ order: OrderView; created: boolean }>('POST', '/v1/orders', { json: body, headers: { 'Idempotency-Key': idempotencyKey } }),
+    api<{ order: OrderView; created: boolean }>('POST', '/v1/orders?waitMs=0', { json: body, headers: { 'Idempotency-Key': idempotencyKey } }),
   orders: (before?: string) => api<{ orders: OrderView[]; next: string | null }>('GET', `/v1/orders?${query({ before, limit: 20 })}`),
   order: (orderId: string) => api<{ order: OrderView }>('GET', `/v1/orders/${encodeURIComponent(orderId)}`),
   cancel: (orderId: string) => api<{ order: OrderView }>('POST', `/v1/orders/${encodeURIComponent(orderId)}/cancel`),
