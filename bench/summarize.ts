@@ -21,8 +21,39 @@ if (!files.length) {
   for (const f of readdirSync(dir).sort()) if (f.endsWith('.json') && statSync(join(dir, f)).mtimeMs >= since) files.push(join(dir, f));
 }
 
+const atMax = (r: Result) => r.results.stepLoad?.steps.filter((s: any) => s.ok && s.rate === r.results.stepLoad.maxSustainable).at(-1)?.result;
 const metrics: Record<string, Array<[string, (r: Result) => number]>> = {
-  chat: [
+  'chat-step': [
+    ['max sustainable msgs/s at p99 < limit', (r) => r.results.stepLoad.maxSustainable],
+    ['first failing step msgs/s', (r) => r.results.stepLoad.firstFailing],
+    ['p50 ms at the max', (r) => atMax(r)?.latencyMs.p50],
+    ['p99 ms at the max', (r) => atMax(r)?.latencyMs.p99],
+    ['connect+login /s', (r) => r.results.connect.perSecond],
+    ['server cores (mean over the run)', (r) => r.results.serverCpuCores],
+    ['server RSS max MiB', (r) => r.results.serverRssMiBMax],
+    ['load generators, cores', (r) => r.results.loadGenCores],
+    ['other tenants, cores', (r) => r.results.otherCores],
+  ],
+  'chat-rate': [
+    ['delivered msgs/s', (r) => r.results.phase.deliveredPerSecond],
+    ['delivery p50 ms', (r) => r.results.phase.latencyMs.p50],
+    ['delivery p99 ms', (r) => r.results.phase.latencyMs.p99],
+    ['delivery max ms', (r) => r.results.phase.latencyMs.max],
+    ['not received', (r) => r.results.phase.notReceived],
+    ['server cores', (r) => r.results.serverCpuCores],
+    ['other tenants, cores', (r) => r.results.otherCores],
+  ],
+  connections: [
+    ['connect+login /s', (r) => r.results.connect.perSecond],
+    ['connect+login p50 ms', (r) => r.results.connect.latencyMs.p50],
+    ['connect+login p99 ms', (r) => r.results.connect.latencyMs.p99],
+    ['KiB RSS per session', (r) => r.results.kibPerSession],
+    ['RSS before, MiB', (r) => Math.round(r.results.rssKiB.before / 102.4) / 10],
+    ['RSS after, MiB', (r) => Math.round(r.results.rssKiB.after / 102.4) / 10],
+    ['failed sessions', (r) => Object.values(r.results.connect.failures as Record<string, number>).reduce((a, b) => a + b, 0)],
+    ['other tenants, cores', (r) => r.results.contention?.otherCores],
+  ],
+  'chat-native': [
     ['delivered msgs/s', (r) => r.results.deliveredPerSecond],
     ['delivery p50 ms', (r) => r.results.deliveryLatencyMs.p50],
     ['delivery p90 ms', (r) => r.results.deliveryLatencyMs.p90],
@@ -66,7 +97,10 @@ const metrics: Record<string, Array<[string, (r: Result) => number]>> = {
 
 function key(r: Result): string {
   const p = r.params;
-  if (r.scenario === 'chat') return `chat --protocol ${p.protocol} --pairs ${p.pairs} --rate ${p.rate} --duration ${p.duration}`;
+  if (r.scenario === 'chat-step') return `chat --step-load --target ${p.target} --protocol ${p.protocol} --pairs ${p.pairs} (steps ${p.stepDuration} s)`;
+  if (r.scenario === 'chat-rate') return `chat --target ${p.target} --protocol ${p.protocol} --pairs ${p.pairs} --rate ${p.rate} --duration ${p.duration}`;
+  if (r.scenario === 'connections') return `connections --target ${p.target} --protocol ${p.protocol} --connections ${p.connections}`;
+  if (r.scenario === 'chat-native' || r.scenario === 'chat') return `chat --protocol ${p.protocol} --pairs ${p.pairs} --rate ${p.rate} --duration ${p.duration}`;
   if (r.scenario === 'swipes') return `swipes --protocol ${p.protocol} --users ${p.users} --concurrency ${p.concurrency} --duration ${p.duration}`;
   return `idle --protocol ${p.protocol} --connections ${p.connections} --users ${p.users}`;
 }
@@ -84,9 +118,21 @@ function median(xs: number[]): number {
 
 const groups = new Map<string, Result[]>();
 for (const f of files) {
-  const r = JSON.parse(readFileSync(f, 'utf8')) as Result;
-  const k = key(r);
-  groups.set(k, [...(groups.get(k) ?? []), r]);
+  const doc = JSON.parse(readFileSync(f, 'utf8')) as Result & { runs?: Array<Record<string, any>> };
+  // harness runs (chat, connections) hold one entry per target; the older scripts one result
+  const results: Result[] = doc.runs
+    ? doc.runs.map((run) => ({
+        scenario: doc.scenario === 'chat' ? (doc.params.steps ? 'chat-step' : 'chat-rate') : doc.scenario,
+        startedAt: doc.startedAt,
+        params: { ...doc.params, target: run.target },
+        results: run,
+        setup: run.setup,
+      }))
+    : [{ ...doc, scenario: doc.scenario === 'chat' ? 'chat-native' : doc.scenario }];
+  for (const r of results) {
+    const k = key(r);
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
 }
 for (const [k, runs] of [...groups].sort(([a], [b]) => a.localeCompare(b))) {
   console.log(`\n### ${k}  (${runs.length} runs: ${runs.map((r) => r.startedAt.slice(11, 19)).join(', ')} UTC)\n`);
