@@ -99,21 +99,48 @@ function shared<T extends Ctor>(C: T, length: number): InstanceType<T> {
   return new (C as unknown as OverShared)(new SharedArrayBuffer(length * C.BYTES_PER_ELEMENT)) as InstanceType<T>;
 }
 
+/**
+ * Builds the arrays object as one literal with every field in a fixed order: an object grown
+ * field by field in a loop can end up in V8's slow dictionary mode, which made every
+ * `a.lat[s]` in the hot loops a hash lookup.
+ */
+function build(capacity: number, cellDeg: number, head: Int32Array, f: (name: keyof typeof PER_SLOT, C: Ctor) => unknown): IndexArrays {
+  return {
+    capacity,
+    cellDeg,
+    head,
+    next: f('next', Int32Array) as Int32Array,
+    prev: f('prev', Int32Array) as Int32Array,
+    cell: f('cell', Int32Array) as Int32Array,
+    flags: f('flags', Uint8Array) as Uint8Array,
+    lat: f('lat', Float64Array) as Float64Array,
+    lon: f('lon', Float64Array) as Float64Array,
+    birth: f('birth', Int32Array) as Int32Array,
+    gender: f('gender', Uint8Array) as Uint8Array,
+    prefMask: f('prefMask', Uint8Array) as Uint8Array,
+    prefAgeMin: f('prefAgeMin', Uint8Array) as Uint8Array,
+    prefAgeMax: f('prefAgeMax', Uint8Array) as Uint8Array,
+    maxDistKm: f('maxDistKm', Float32Array) as Float32Array,
+    lastActive: f('lastActive', Float64Array) as Float64Array,
+    createdAt: f('createdAt', Float64Array) as Float64Array,
+    likes: f('likes', Uint32Array) as Uint32Array,
+    idHash: f('idHash', Uint32Array) as Uint32Array,
+  };
+}
+
 /** New arrays of `capacity` slots; `from` (smaller) is copied in, the rest is empty. */
 export function allocate(capacity: number, cellCount: number, cellDeg: number, from?: IndexArrays): IndexArrays {
-  const out = { capacity, cellDeg } as IndexArrays;
-  if (from) out.head = from.head;
-  else {
-    out.head = shared(Int32Array, cellCount);
-    out.head.fill(-1);
+  let head = from?.head;
+  if (!head) {
+    head = shared(Int32Array, cellCount);
+    head.fill(-1);
   }
-  for (const [name, C] of Object.entries(PER_SLOT) as Array<[keyof typeof PER_SLOT, Ctor]>) {
-    const a = shared(C, capacity);
-    if (from) a.set(from[name] as never);
+  return build(capacity, cellDeg, head, (name, C) => {
+    const a = shared(C, capacity) as Int32Array;
+    if (from) a.set(from[name] as Int32Array);
     if (name === 'cell' || name === 'next' || name === 'prev') a.fill(-1, from ? from.capacity : 0);
-    (out as unknown as Record<string, unknown>)[name] = a;
-  }
-  return out;
+    return a;
+  });
 }
 
 export function toShared(a: IndexArrays, generation: number): SharedIndex {
@@ -125,10 +152,5 @@ export function toShared(a: IndexArrays, generation: number): SharedIndex {
 }
 
 export function fromShared(s: SharedIndex): IndexArrays {
-  const out = { capacity: s.capacity, cellDeg: s.cellDeg } as IndexArrays;
-  out.head = new Int32Array(s.buffers.head);
-  for (const [name, C] of Object.entries(PER_SLOT) as Array<[keyof typeof PER_SLOT, Ctor]>) {
-    (out as unknown as Record<string, unknown>)[name] = new (C as unknown as OverShared)(s.buffers[name]);
-  }
-  return out;
+  return build(s.capacity, s.cellDeg, new Int32Array(s.buffers.head as unknown as ArrayBuffer), (name, C) => new (C as unknown as OverShared)(s.buffers[name]));
 }

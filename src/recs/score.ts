@@ -20,8 +20,8 @@ export const LIKES_SATURATE = 1000;
 /** newUser = 1 - accountAge / NEW_USER_MS, for accounts younger than that */
 export const NEW_USER_MS = 7 * 24 * 3600_000;
 /** diversity: minus BAND_PENALTY·log2(1 + rank within the age band × gender) and CELL_PENALTY·log2(1 + rank within the cell) */
-export const BAND_PENALTY = 0.03;
-export const CELL_PENALTY = 0.02;
+export const BAND_PENALTY = 0.04;
+export const CELL_PENALTY = 0.01;
 /** scores are compared in steps of 1e-5; equal steps are ordered by a per-user-per-day hash */
 export const SCORE_STEPS = 100_000;
 
