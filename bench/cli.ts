@@ -30,6 +30,8 @@ Kindred-only scenarios (one load-generator process, native protocol)
                --users 1000 --concurrency 128 --duration 20 --warmup 3 --protocol ws|tcp --like 0.5
   idle         N authenticated idle connections: server RSS per connection (forced GC), connect+auth rate
                --connections 10000 --users <connections> --concurrency 100 --settle 5 --protocol ws|tcp --no-gc
+  recs         ranked decks from N generated profiles on the deck worker pool (in process, no server; storage stubbed)
+               --profiles 1000000 --concurrency 8 --threads 2 --duration 20 --warmup 3 --limit 50 --swiped 200 --paging --scan N
 
 common
   --server-entry FILE   Kindred server to run (default dist/cli.js; build with \`npm run build\`; src/cli.ts runs under tsx)
