@@ -17,7 +17,7 @@ scenarios (multi-target, load from --workers child processes)
   chat         N pairs exchange messages at a fixed open-loop rate, or --step-load to find the
                highest rate with p99 < 100 ms
                --target kindred[,prosody,ejabberd] --protocol native-ws|native-tcp|xmpp-tcp|xmpp-ws
-               --pairs 500 --rate 2000 --duration 20 --warmup 3 --body 64 --drain 30 --workers 2
+               --pairs 200 --rate 500 --duration 20 --warmup 3 --body 64 --drain 30 --workers 2
                --step-load [--start-rate 500 --step-factor 1.5 --refine 3 --max-rate 50000
                             --step-duration 10 --step-warmup 2 --p99-limit 100]
   connections  N idle authenticated sessions: connect+login rate, server RSS per session
@@ -37,6 +37,7 @@ common
   --server-entry FILE   Kindred server to run (default dist/cli.js; build with \`npm run build\`; src/cli.ts runs under tsx)
   --server-config JSON  merged over Kindred's bench config
   --keep-data           keep the servers' temp data dirs and logs
+  --prosody-archive sql|memory  Prosody's mod_mam store (default sql: SQLite)
   --out-dir DIR         where chat/connections write their JSON and HTML (default bench/results)
   --setup-concurrency N account creations in flight during setup (default 50)`;
 

@@ -28,6 +28,7 @@ export async function connections(o: Options): Promise<void> {
   const outDir = o.str('out-dir', '');
   const entry = o.str('server-entry', '') || undefined;
   const keepData = o.bool('keep-data');
+  const prosodyArchive = o.str('prosody-archive', 'sql', ['sql', 'memory'] as const);
   o.checkUnknown();
   if (protocol.startsWith('native') && !onlyKindred) throw new Error(`--protocol ${protocol} is Kindred's own; compare servers with --protocol xmpp-tcp or xmpp-ws`);
   if (targets.includes('kindred')) {
@@ -38,7 +39,7 @@ export async function connections(o: Options): Promise<void> {
   const runs = [];
   for (const name of targets) {
     log(`target ${name}: starting`);
-    const target = await startTarget(name, { entry, config: o.serverConfig(), keepData });
+    const target = await startTarget(name, { entry, config: o.serverConfig(), keepData, prosodyArchive });
     let fleet: Fleet | undefined;
     try {
       log(`target ${target.version} (pid ${target.pid}); setup: ${n} accounts`);

@@ -19,6 +19,8 @@ export interface TargetOptions {
   keepData?: boolean;
   /** Kindred: start with the inspector (forced GC before memory readings) */
   inspect?: boolean;
+  /** Prosody: where mod_mam keeps the archive (sql = SQLite, the default; memory) */
+  prosodyArchive?: 'sql' | 'memory';
 }
 
 export async function startTarget(name: TargetName, o: TargetOptions): Promise<TargetHandle & { inspectorUrl?: string }> {
@@ -26,7 +28,7 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<T
     case 'kindred':
       return startKindred(o);
     case 'prosody':
-      return startProsody(o);
+      return startProsody({ keepData: o.keepData, archive: o.prosodyArchive });
     case 'ejabberd':
       return startEjabberd(o);
     case 'kindred-cluster':

@@ -4,6 +4,8 @@
  * temp dir, c2s (STARTTLS required) and HTTP (for /xmpp-websocket) on free loopback
  * ports, s2s off. Message archiving is on (mod_mam, archive store in SQLite via
  * LuaDBI, every message archived), like Kindred, which stores every message.
+ * `--prosody-archive memory` keeps the archive in memory instead (mod_storage_memory), to
+ * separate Prosody's routing cost from its storage cost.
  * No mod_limits: Kindred's and ejabberd's rate limits are lifted too.
  */
 import { spawn } from 'node:child_process';
@@ -17,7 +19,7 @@ import { ensureInstalled, freePort, selfSignedCert, waitForPort, type TargetHand
 
 const DOMAIN = 'localhost';
 
-function prosodyConfig(dir: string, c2sPort: number, httpPort: number): string {
+function prosodyConfig(dir: string, c2sPort: number, httpPort: number, archive: 'sql' | 'memory'): string {
   return `-- written by the Kindred bench harness (bench/lib/targets/prosody.ts)
 run_as_root = true
 pidfile = "${dir}/prosody.pid"
@@ -37,7 +39,7 @@ allow_registration = true
 authentication = "internal_hashed"
 modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "register", "mam", "websocket", "http" }
 modules_disabled = { "s2s" }
-storage = { archive = "sql" }
+storage = { archive = "${archive}" }
 sql = { driver = "SQLite3", database = "${dir}/prosody.sqlite" }
 default_archive_policy = true
 archive_expires_after = "never"
@@ -49,7 +51,8 @@ VirtualHost "${DOMAIN}"
 `;
 }
 
-export async function startProsody(opts: { keepData?: boolean }): Promise<TargetHandle> {
+export async function startProsody(opts: { keepData?: boolean; archive?: 'sql' | 'memory' }): Promise<TargetHandle> {
+  const archive = opts.archive ?? 'sql';
   ensureInstalled('prosody', REPO_ROOT);
   const version = /Prosody (\S+)/.exec(execFileSync('prosodyctl', ['about'], { encoding: 'utf8' }))?.[1] ?? '?';
   const dir = mkdtempSync(join(tmpdir(), 'kindred-bench-prosody-'));
@@ -57,7 +60,7 @@ export async function startProsody(opts: { keepData?: boolean }): Promise<Target
   const httpPort = await freePort();
   selfSignedCert(join(dir, 'cert.pem'), join(dir, 'key.pem'), DOMAIN);
   const configFile = join(dir, 'prosody.cfg.lua');
-  writeFileSync(configFile, prosodyConfig(dir, c2sPort, httpPort));
+  writeFileSync(configFile, prosodyConfig(dir, c2sPort, httpPort, archive));
   const out = createWriteStream(join(dir, 'stdout.log'));
   const child = spawn('prosody', ['--config', configFile, '-F'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.pipe(out);
@@ -74,11 +77,11 @@ export async function startProsody(opts: { keepData?: boolean }): Promise<Target
   const xmppTcp = { transport: 'tcp' as const, host: '127.0.0.1', port: c2sPort, wsUrl: '', domain: DOMAIN };
   return {
     name: 'prosody',
-    version: `Prosody ${version}`,
+    version: `Prosody ${version}${archive === 'sql' ? '' : ` (archive in ${archive})`}`,
     pid: child.pid!,
     xmppTcp,
     xmppWs: { transport: 'ws', host: '127.0.0.1', port: 0, wsUrl: `ws://127.0.0.1:${httpPort}/xmpp-websocket`, domain: DOMAIN },
-    config: { file: configFile, text: prosodyConfig('<dir>', c2sPort, httpPort) },
+    config: { file: configFile, archive, text: prosodyConfig('<dir>', c2sPort, httpPort, archive) },
     logFile: join(dir, 'prosody.log'),
     createAccounts: (count, o) => registerInBand(xmppTcp, count, o.prefix, o.concurrency),
     backlog: async () => undefined,
