@@ -3,10 +3,15 @@
  * deploy/cassandra/install.sh (Maven Central, cached in ~/.cache/kindred), started with
  * deploy/cassandra/start.sh in a fresh temp dir on free loopback ports, stopped (SIGKILL:
  * the data is thrown away) and removed in teardown. Fails loudly, never skips, when Java 17
- * or Maven is missing.
+ * or Maven is missing. For outage tests, `kill()` ends the server (SIGKILL: what a crash leaves,
+ * the commitlog is replayed at the next start) and `start()` starts it again on the same data
+ * dir and ports.
  *
  * The node runs with -Dcassandra.unsafesystem=true (schema changes skip flushing the system
- * keyspace), which makes creating a keyspace per test several times faster. Tests only.
+ * keyspace), which makes creating a keyspace per test several times faster. Tests only, and
+ * not with `kill()`: after a crash such a node forgets the keyspaces created since its start
+ * (the schema rows come back from the commitlog, the schema itself does not, and the commitlog
+ * entries of the unknown tables are dropped). Outage tests pass `{ unsafeSystem: false }`.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -20,9 +25,15 @@ export interface TestCassandra {
   contactPoint: string;
   port: number;
   dir: string;
-  pid: number;
-  /** Seconds from start.sh to CQL accepting connections. */
-  startSeconds: number;
+  /** the running server's pid (a new one after `start()`) */
+  readonly pid: number;
+  /** Seconds from start.sh to CQL accepting connections (the latest start). */
+  readonly startSeconds: number;
+  /** SIGKILL, keeping the data dir: a crash. Waits until the process is gone. */
+  kill(): Promise<void>;
+  /** Starts the killed server again on the same dir and ports; resolves once CQL accepts connections. */
+  start(): Promise<void>;
+  /** Kills the server and removes its dir (teardown). */
   stop(): Promise<void>;
 }
 
@@ -96,7 +107,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startCassandra(t: { teardown(fn: () => unknown): void }): Promise<TestCassandra> {
+export async function startCassandra(t: { teardown(fn: () => unknown): void }, opts: { unsafeSystem?: boolean } = {}): Promise<TestCassandra> {
   const java = findJava17();
   const env = { ...process.env, CASSANDRA_JAVA: java, PATH: `${path.dirname(java)}:${process.env.PATH ?? ''}` };
   const home = process.env.KINDRED_CACHE ?? path.join(process.env.HOME ?? tmpdir(), '.cache', 'kindred');
@@ -114,30 +125,46 @@ export async function startCassandra(t: { teardown(fn: () => unknown): void }): 
     port = await freePort();
     storagePort = await freePort();
   } while (port === storagePort);
-  const started = performance.now();
-  let pid: number;
-  try {
+  let pid = 0;
+  let startSeconds = 0;
+  const launch = async (): Promise<void> => {
+    const started = performance.now();
     const { stdout } = await run(
       'bash',
       [path.join(DEPLOY, 'start.sh'), dir, String(port)],
-      { ...env, CASSANDRA_STORAGE_PORT: String(storagePort), CASSANDRA_JVM_EXTRA: '-Dcassandra.unsafesystem=true' },
+      { ...env, CASSANDRA_STORAGE_PORT: String(storagePort), CASSANDRA_JVM_EXTRA: opts.unsafeSystem === false ? '' : '-Dcassandra.unsafesystem=true' },
       240_000,
     );
-    pid = Number(stdout.trim().split('\n').pop());
-    if (!Number.isInteger(pid)) throw new Error(`start.sh printed no pid: ${stdout}`);
+    const startedPid = Number(stdout.trim().split('\n').pop());
+    if (!Number.isInteger(startedPid)) throw new Error(`start.sh printed no pid: ${stdout}`);
+    pid = startedPid;
+    startSeconds = (performance.now() - started) / 1000;
+    killOnExit(pid);
+  };
+  try {
+    await launch();
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  const startSeconds = (performance.now() - started) / 1000;
-  killOnExit(pid);
   let stopped: Promise<void> | undefined;
   const node: TestCassandra = {
     contactPoint: `127.0.0.1:${port}`,
     port,
     dir,
-    pid,
-    startSeconds,
+    get pid() {
+      return pid;
+    },
+    get startSeconds() {
+      return startSeconds;
+    },
+    kill: async () => {
+      await run('bash', [path.join(DEPLOY, 'stop.sh'), dir, '--now'], env, 60_000);
+    },
+    start: async () => {
+      if (stopped) throw new Error('this Cassandra was stopped for good');
+      await launch();
+    },
     stop: () =>
       (stopped ??= (async () => {
         try {
