@@ -13,7 +13,7 @@ fi
 since=$(date +%s)
 for i in 1 2 3; do
   for rate in 1000 2000 3000 5000 10000; do
-    npm run --silent bench -- chat --pairs 1000 --rate "$rate" --duration 20 --server-entry "$ENTRY" || echo "chat $rate exited with $?"
+    npm run --silent bench -- chat-native --pairs 1000 --rate "$rate" --duration 20 --server-entry "$ENTRY" || echo "chat $rate exited with $?"
   done
   npm run --silent bench -- swipes --users 1000 --concurrency 128 --duration 20 --server-entry "$ENTRY" || echo "swipes exited with $?"
   npm run --silent bench -- idle --connections 10000 --server-entry "$ENTRY" || echo "idle exited with $?"
