@@ -48,6 +48,8 @@ export interface KindredConfig {
   xmpp: XmppConfig;
   /** cluster mode (docs/cluster.md): NATS bus, Cassandra tables, S3 blobs, leased shards */
   cluster: ClusterConfig;
+  /** the book store's Books, Search and Customers services (docs/store.md) */
+  store: StoreConfig;
   /** the built web front end served on the HTTP port; empty = the build in <repo>/dist/web */
   webDir: string;
   /** the ranked deck (docs/recommendations.md) */
@@ -68,6 +70,17 @@ export interface RecsConfig {
   /** users whose exclusions (swiped, matched, blocked) are cached, and for how long */
   exclusionCacheUsers: number;
   exclusionCacheMs: number;
+}
+
+export interface StoreConfig {
+  /** usernames of the Kindred accounts that may change the catalogue (case-insensitive) */
+  admins: string[];
+  /** largest ebook file upload; in a cluster also bounded by the NATS max_payload */
+  ebookMaxBytes: number;
+  /** largest bulk import body (JSON array or NDJSON) */
+  importMaxBytes: number;
+  /** each node re-reads the whole catalogue into its search index this often; 0 = only at start */
+  searchRebuildMinutes: number;
 }
 
 export interface ClusterConfig {
@@ -129,6 +142,7 @@ export const defaults: KindredConfig = {
     minHeight: 64,
     maxPerProfile: 5,
   },
+  store: { admins: [], ebookMaxBytes: 50 * 1024 * 1024, importMaxBytes: 32 * 1024 * 1024, searchRebuildMinutes: 0 },
   xmpp: {
     port: 5222,
     tlsPort: 5223,
@@ -173,7 +187,7 @@ function merge<T>(base: T, patch: unknown, path: string): T {
 
 /** Flags and env vars for the documented top-level settings. */
 type Kind = 'num' | 'bool' | 'list';
-const FLAGS: Record<string, { key: keyof KindredConfig | `${'tls' | 'xmpp' | 'cluster' | 'recs'}.${string}`; env: string; num?: boolean; kind?: Kind }> = {
+const FLAGS: Record<string, { key: keyof KindredConfig | `${'tls' | 'xmpp' | 'cluster' | 'recs' | 'store'}.${string}`; env: string; num?: boolean; kind?: Kind }> = {
   '--data-dir': { key: 'dataDir', env: 'KINDRED_DATA_DIR' },
   '--host': { key: 'host', env: 'KINDRED_HOST' },
   '--http-port': { key: 'httpPort', env: 'KINDRED_HTTP_PORT', num: true },
@@ -200,6 +214,7 @@ const FLAGS: Record<string, { key: keyof KindredConfig | `${'tls' | 'xmpp' | 'cl
   '--s3-secret-key': { key: 'cluster.s3.secretKey', env: 'KINDRED_S3_SECRET_KEY' },
   '--s3-bucket': { key: 'cluster.s3.bucket', env: 'KINDRED_S3_BUCKET' },
   '--s3-region': { key: 'cluster.s3.region', env: 'KINDRED_S3_REGION' },
+  '--store-admins': { key: 'store.admins', env: 'KINDRED_STORE_ADMINS', kind: 'list' },
   '--web-dir': { key: 'webDir', env: 'KINDRED_WEB_DIR' },
   '--deck-threads': { key: 'recs.threads', env: 'KINDRED_DECK_THREADS', num: true },
 };

@@ -5,7 +5,9 @@
 import t from 'tap';
 import { CassandraBookStore } from '../../src/storage/cassandra/store-books.js';
 import { startCassandra } from '../helpers/cassandra.js';
+import { CassandraCustomerStore } from '../../src/storage/cassandra/store-customers.js';
 import { booksContract } from './books-contract.js';
+import { customersContract } from './customers-contract.js';
 
 t.setTimeout(400_000);
 const node = await startCassandra(t);
@@ -14,6 +16,10 @@ t.comment(`Cassandra accepting CQL on ${node.contactPoint} after ${node.startSec
 let n = 0;
 booksContract(t, 'cassandra', () =>
   CassandraBookStore.open({ contactPoints: [node.contactPoint], localDataCenter: 'datacenter1', keyspace: `kstore_t${++n}` }),
+);
+
+customersContract(t, 'cassandra', () =>
+  CassandraCustomerStore.open({ contactPoints: [node.contactPoint], localDataCenter: 'datacenter1', keyspace: `kstore_t${++n}` }),
 );
 
 t.test('reopening the keyspace migrates idempotently and keeps the data', async (t) => {

@@ -7,6 +7,7 @@ import { defaults, type KindredConfig } from '../../config.js';
 import { ErrorCodes, type ErrorCode } from '../../errors.js';
 import { GENDERS } from '../../storage/types.js';
 import { pathParams, routes, type Route } from './routes.js';
+import { storeDocs, storeSchemas } from './store-openapi.js';
 
 type Schema = Record<string, unknown>;
 
@@ -138,6 +139,7 @@ function schemas(): Record<string, Schema> {
     BlockList: obj({ userIds: { type: 'array', items: id } }),
     UserList: obj({ users: { type: 'array', items: obj({ userId: id, username: str() }) } }),
     Health: obj({ status: { type: 'string', enum: ['ok', 'unavailable'] } }),
+    ...storeSchemas(),
   };
 }
 
@@ -154,6 +156,8 @@ interface OperationDoc {
   /** refusals specific to this operation, beyond the generic ones */
   errors?: ErrorCode[];
   description?: string;
+  /** a request body that is neither a JSON schema nor an image (e.g. NDJSON, an ebook file) */
+  requestBody?: Schema;
 }
 
 const binary = (description: string): OperationDoc['response'] => ({ contentType: '*/*', schema: { type: 'string', contentMediaType: 'application/octet-stream' }, description });
@@ -230,6 +234,7 @@ const docs: Record<string, OperationDoc> = {
   health: { response: 'Health', description: '503 with {"status":"unavailable"} while the node is not ready.' },
   metrics: { response: { contentType: 'text/plain', schema: { type: 'string' }, description: 'Prometheus text exposition format 0.0.4' } },
   openapi: { response: { contentType: 'application/json', schema: { type: 'object' }, description: 'this document' } },
+  ...storeDocs,
 };
 
 /** `/v1/users/:userId/profile` → `/v1/users/{userId}/profile` */
@@ -285,7 +290,9 @@ function operation(route: Route, config: KindredConfig): Schema {
   if (parameters.length) op.parameters = parameters;
   if (route.auth) op.security = [{ bearerAuth: [] }];
   else op.security = [];
-  if (route.body === 'json' && doc.request) {
+  if (doc.requestBody) {
+    op.requestBody = doc.requestBody;
+  } else if (route.body === 'json' && doc.request) {
     op.requestBody = { required: true, content: { 'application/json': { schema: ref(doc.request) } } };
   } else if (route.body === 'image') {
     const image = { schema: { type: 'string', contentMediaType: 'application/octet-stream' } };
@@ -333,6 +340,7 @@ export function buildOpenApi(options: { config?: KindredConfig; serverUrl?: stri
       { name: 'discovery' },
       { name: 'chat' },
       { name: 'ops' },
+      { name: 'store' },
     ],
     paths,
     components: {

@@ -10,11 +10,14 @@ import { KindredError } from '../../errors.js';
 import { isId } from '../../ids.js';
 import { GENDERS, type Preferences } from '../../storage/types.js';
 import { Fields, invalid, pathId, queryId, queryIdList, queryInteger } from './validate.js';
+import type { Bus } from '../../actors/bus.js';
+import type { KindredConfig } from '../../config.js';
+import { storeRoutes } from './store-routes.js';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
 /** What a route reads as its body: nothing, a JSON object (limits.maxHttpBodyBytes), or raw image bytes (images.maxBytes). */
-export type BodyKind = 'none' | 'json' | 'image';
+export type BodyKind = 'none' | 'json' | 'image' | 'raw';
 
 export interface RequestContext {
   method: HttpMethod;
@@ -42,6 +45,8 @@ export interface RouteDeps {
   metricsText: () => Promise<string>;
   /** the serialized OpenAPI document */
   openapiJson: () => string;
+  /** the bus, for routes that call the book store's services (src/store/contracts.ts) */
+  bus?: Bus;
 }
 
 export interface Route {
@@ -58,7 +63,9 @@ export interface Route {
   /** success status */
   status: number;
   summary: string;
-  tag: 'auth' | 'profile' | 'images' | 'discovery' | 'chat' | 'ops';
+  tag: 'auth' | 'profile' | 'images' | 'discovery' | 'chat' | 'ops' | 'store';
+  /** the body cap of a non-JSON body, when not the default of its kind (e.g. an ebook upload) */
+  maxBodyBytes?: (config: KindredConfig) => number;
   handle(ctx: RequestContext, deps: RouteDeps): Promise<Reply>;
 }
 
@@ -313,6 +320,9 @@ export const routes: Route[] = [
       return { status: 200, body: deps.openapiJson(), contentType: JSON_TYPE };
     },
   },
+
+  // ── book store: books, search, customers (store-routes.ts) ─────────────
+  ...storeRoutes,
 ];
 
 /** Names of a pattern's path parameters, in order. */

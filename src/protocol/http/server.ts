@@ -26,6 +26,8 @@ export interface HttpServerDeps {
   isReady: () => boolean;
   /** the Prometheus exposition text for /metrics */
   metricsText: () => Promise<string>;
+  /** the bus, for the book store's routes */
+  bus?: RouteDeps['bus'];
   /** called with the app after the REST routes and before the catch-all 404 (attach `/ws` here) */
   onApp?: (app: uWS.TemplatedApp) => void;
 }
@@ -105,6 +107,7 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
     images: deps.images,
     isReady: deps.isReady,
     metricsText: deps.metricsText,
+    bus: deps.bus,
     openapiJson: () => openapiText,
   };
 
@@ -185,7 +188,7 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
 
   function handlerFor(route: Route): (res: uWS.HttpResponse, req: uWS.HttpRequest) => void {
     const names = pathParams(route.path);
-    const cap = route.body === 'image' ? config.images.maxBytes : config.limits.maxHttpBodyBytes;
+    const cap = route.maxBodyBytes?.(config) ?? (route.body === 'image' ? config.images.maxBytes : config.limits.maxHttpBodyBytes);
     const what = route.body === 'image' ? 'image' : 'request body';
     return (res, req) => {
       const state: RequestState = {

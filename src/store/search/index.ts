@@ -1,0 +1,247 @@
+/**
+ * The Search service's in-memory index: MiniSearch (full text with prefix and fuzzy
+ * matching, BM25 ranking) over title, authors, ISBN and description, plus compact per-book
+ * metadata kept beside it for filters, facets and sorting, which MiniSearch does not do.
+ *
+ * It holds no book data beyond what it needs to find and order books: results are ids, and
+ * the service hydrates them from the Books service. Every node keeps its own index, fed by
+ * the Books events on the bus and rebuilt from the Books service at start.
+ */
+import MiniSearch, { type SearchResult } from 'minisearch';
+import type { Book, BookFormat } from '../contracts.js';
+import { normaliseIsbn } from '../books/isbn.js';
+
+export type SortOrder = 'relevance' | 'price' | '-price' | 'title' | 'newest';
+export const SORT_ORDERS: readonly SortOrder[] = ['relevance', 'price', '-price', 'title', 'newest'];
+
+/** Price facet buckets in minor units: [min, max) each; the last is open-ended. */
+export const PRICE_BUCKETS: ReadonlyArray<{ key: string; min: number; max: number | null }> = [
+  { key: 'under-5', min: 0, max: 500 },
+  { key: '5-10', min: 500, max: 1000 },
+  { key: '10-20', min: 1000, max: 2000 },
+  { key: '20-50', min: 2000, max: 5000 },
+  { key: '50-and-up', min: 5000, max: null },
+];
+
+export interface SearchQuery {
+  q: string;
+  format?: BookFormat;
+  minPriceCents?: number;
+  maxPriceCents?: number;
+  /** exact author name, case-insensitive (as listed in the author facet) */
+  author?: string;
+  sort: SortOrder;
+  /** 1-based */
+  page: number;
+  size: number;
+}
+
+export interface Facets {
+  format: Record<BookFormat, number>;
+  price: Array<{ key: string; min: number; max: number | null; count: number }>;
+  /** the 10 authors with most matching books */
+  author: Array<{ name: string; count: number }>;
+}
+
+export interface SearchHits {
+  bookIds: string[];
+  total: number;
+  facets: Facets;
+}
+
+interface Meta {
+  title: string;
+  /** lowercase, accents removed: the title sort key */
+  titleKey: string;
+  authors: string[];
+  priceCents: number;
+  /** bit 1: ebook, bit 2: print */
+  formats: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+interface Doc {
+  id: string;
+  title: string;
+  authors: string;
+  isbn: string;
+  description: string;
+}
+
+const FORMAT_BITS: Record<BookFormat, number> = { ebook: 1, print: 2 };
+const AUTHOR_FACET_SIZE = 10;
+const SUGGESTIONS = 8;
+
+function fold(s: string): string {
+  return s.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase();
+}
+
+/** Fuzzy distance allowed for a query term: none for short terms, one edit up to 7 letters, two beyond. */
+function fuzziness(term: string): number {
+  return term.length <= 3 ? 0 : term.length <= 7 ? 1 : 2;
+}
+
+export class BookIndex {
+  private readonly mini: MiniSearch<Doc>;
+  private readonly meta = new Map<string, Meta>();
+
+  constructor() {
+    this.mini = new MiniSearch<Doc>({
+      fields: ['title', 'authors', 'isbn', 'description'],
+      storeFields: [],
+      processTerm: (term) => {
+        const t = fold(term);
+        return t.length === 0 ? null : t;
+      },
+      searchOptions: {
+        boost: { title: 3, authors: 2, isbn: 4, description: 1 },
+        prefix: (term) => term.length >= 2,
+        fuzzy: (term) => fuzziness(term),
+        maxFuzzy: 2,
+      },
+      autoVacuum: { minDirtCount: 1000, minDirtFactor: 0.05, batchSize: 2000, batchWait: 5 },
+    });
+  }
+
+  get size(): number {
+    return this.meta.size;
+  }
+
+  ids(): string[] {
+    return [...this.meta.keys()];
+  }
+
+  updatedAt(bookId: string): number | undefined {
+    return this.meta.get(bookId)?.updatedAt;
+  }
+
+  upsert(book: Book): void {
+    if (this.meta.has(book.bookId)) this.mini.discard(book.bookId);
+    this.mini.add({
+      id: book.bookId,
+      title: book.title,
+      authors: book.authors.join(' ; '),
+      isbn: book.isbn,
+      description: book.description,
+    });
+    this.meta.set(book.bookId, {
+      title: book.title,
+      titleKey: fold(book.title).replace(/^(the|a|an) /, ''),
+      authors: book.authors,
+      priceCents: book.priceCents,
+      formats: book.formats.reduce((bits, f) => bits | FORMAT_BITS[f], 0),
+      createdAt: book.createdAt,
+      updatedAt: book.updatedAt,
+    });
+  }
+
+  remove(bookId: string): void {
+    if (!this.meta.has(bookId)) return;
+    this.mini.discard(bookId);
+    this.meta.delete(bookId);
+  }
+
+  /** Matches for the text alone: AND of the terms, or OR when AND finds nothing (a misspelling too far off). */
+  private match(q: string): Array<{ id: string; score: number }> {
+    const isbn = normaliseIsbn(q);
+    if (isbn) {
+      const exact = this.mini.search(isbn, { fields: ['isbn'], prefix: false, fuzzy: false });
+      if (exact.length > 0) return exact;
+    }
+    const and: SearchResult[] = this.mini.search(q, { combineWith: 'AND' });
+    if (and.length > 0) return and;
+    return this.mini.search(q, { combineWith: 'OR' });
+  }
+
+  search(query: SearchQuery): SearchHits {
+    const q = query.q.trim();
+    const candidates: Array<{ id: string; score: number }> = q === '' ? [...this.meta.keys()].map((id) => ({ id, score: 0 })) : this.match(q);
+    const wantBits = query.format ? FORMAT_BITS[query.format] : 0;
+    const minP = query.minPriceCents ?? 0;
+    const maxP = query.maxPriceCents ?? Number.POSITIVE_INFINITY;
+    const author = query.author ? fold(query.author) : undefined;
+
+    // Disjunctive facets: each facet counts with every filter applied except its own.
+    const facets: Facets = { format: { ebook: 0, print: 0 }, price: PRICE_BUCKETS.map((b) => ({ ...b, count: 0 })), author: [] };
+    const authorCounts = new Map<string, number>();
+    const hits: Array<{ id: string; score: number; m: Meta }> = [];
+    for (const c of candidates) {
+      const m = this.meta.get(c.id);
+      if (!m) continue;
+      const fmtOk = wantBits === 0 || (m.formats & wantBits) !== 0;
+      const priceOk = m.priceCents >= minP && m.priceCents <= maxP;
+      const authorOk = author === undefined || m.authors.some((a) => fold(a) === author);
+      if (priceOk && authorOk) {
+        if (m.formats & 1) facets.format.ebook++;
+        if (m.formats & 2) facets.format.print++;
+      }
+      if (fmtOk && authorOk) {
+        const bucket = facets.price.find((b) => m.priceCents >= b.min && (b.max === null || m.priceCents < b.max));
+        if (bucket) bucket.count++;
+      }
+      if (fmtOk && priceOk) for (const a of m.authors) authorCounts.set(a, (authorCounts.get(a) ?? 0) + 1);
+      if (fmtOk && priceOk && authorOk) hits.push({ id: c.id, score: c.score, m });
+    }
+    facets.author = [...authorCounts]
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .slice(0, AUTHOR_FACET_SIZE)
+      .map(([name, count]) => ({ name, count }));
+
+    const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    const order = {
+      relevance: (a: (typeof hits)[0], b: (typeof hits)[0]) => b.score - a.score || b.m.createdAt - a.m.createdAt || byId(a, b),
+      price: (a: (typeof hits)[0], b: (typeof hits)[0]) => a.m.priceCents - b.m.priceCents || byId(a, b),
+      '-price': (a: (typeof hits)[0], b: (typeof hits)[0]) => b.m.priceCents - a.m.priceCents || byId(a, b),
+      title: (a: (typeof hits)[0], b: (typeof hits)[0]) => (a.m.titleKey < b.m.titleKey ? -1 : a.m.titleKey > b.m.titleKey ? 1 : byId(a, b)),
+      newest: (a: (typeof hits)[0], b: (typeof hits)[0]) => b.m.createdAt - a.m.createdAt || byId(b, a),
+    }[query.sort];
+    const start = (query.page - 1) * query.size;
+    const end = start + query.size;
+    return { bookIds: topK(hits, end, order).slice(start, end).map((h) => h.id), total: hits.length, facets };
+  }
+
+  /** Type-ahead: books whose title or authors start with the typed words (last one a prefix), best first. */
+  suggest(q: string): Array<{ bookId: string; title: string; authors: string[] }> {
+    const text = q.trim();
+    if (text === '') return [];
+    const results = this.mini.search(text, {
+      fields: ['title', 'authors'],
+      combineWith: 'AND',
+      prefix: true,
+      fuzzy: (term) => (term.length >= 5 ? 1 : 0),
+      boost: { title: 2, authors: 1 },
+    });
+    const seen = new Set<string>();
+    const out: Array<{ bookId: string; title: string; authors: string[] }> = [];
+    for (const r of results) {
+      const m = this.meta.get(r.id);
+      if (!m || seen.has(m.titleKey)) continue;
+      seen.add(m.titleKey);
+      out.push({ bookId: r.id, title: m.title, authors: m.authors });
+      if (out.length >= SUGGESTIONS) break;
+    }
+    return out;
+  }
+}
+
+/** The first `k` items in `order`, without sorting everything when k is small. */
+function topK<T>(items: T[], k: number, order: (a: T, b: T) => number): T[] {
+  if (items.length <= k * 4 || k > 2000) return items.sort(order).slice(0, k);
+  // Keep a sorted window of the best k; most items fall outside it after the first pass.
+  const best = items.slice(0, k).sort(order);
+  for (let i = k; i < items.length; i++) {
+    const it = items[i]!;
+    if (order(it, best[k - 1]!) >= 0) continue;
+    let lo = 0;
+    let hi = k - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (order(it, best[mid]!) < 0) hi = mid;
+      else lo = mid + 1;
+    }
+    best.splice(lo, 0, it);
+    best.pop();
+  }
+  return best;
+}
