@@ -34,6 +34,7 @@ import { attachNativeWebSocket } from './protocol/native/ws.js';
 import { attachStaticSite, defaultWebDir, loadStaticSite } from './protocol/http/static.js';
 import { NativeTcpListener } from './protocol/native/tcp.js';
 import { startXmpp, type XmppServer } from './protocol/xmpp/server.js';
+import { startCatalog, type Catalog } from './store/books/wire.js';
 
 export interface KindredNode {
   httpPort: number;
@@ -212,6 +213,20 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
       throw err;
     }
   }
+  // The book store's Books, Search and Customers services (docs/store.md), before Orders, which reserves stock through Books.
+  let catalog: Catalog;
+  try {
+    catalog = await startCatalog({ config, log, bus, blobs: storage.blobs, accounts: storage.accounts });
+  } catch (err) {
+    await shardManager?.stop().catch(() => undefined);
+    membership?.stop();
+    await users.stop();
+    hub.stop();
+    await recs.close();
+    if (!overrides.bus) await bus.close();
+    if (!overrides.storage) await storage.close();
+    throw err;
+  }
   const pruneTimer = setInterval(() => tokens.pruneRevocations(), 3600_000);
   pruneTimer.unref();
 
@@ -234,6 +249,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     images,
     isReady: () => ready && (shardManager?.isReady() ?? true),
     metricsText: () => metrics.text(),
+    bus,
     onApp: (app) => {
       ws = attachNativeWebSocket(app, {
         gateway: service,
@@ -259,6 +275,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     http.close();
     await tcp.close();
     clearInterval(pruneTimer);
+    await catalog.stop();
     // leave first, so the others compute the placement without us, then hand the shards over
     sessionFailover?.stop();
     membership?.stop();
