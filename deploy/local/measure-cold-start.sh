@@ -26,14 +26,14 @@ for r in $(seq 1 "$RUNS"); do
     pid=$(cat "$f")
     ticks=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
     cpu=$(awk -v a="$cpu" -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", a + t / hz }')
-    rss="$rss $(basename "$f" .pid)=$(awk '/^VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$pid/status")M"
+    rss="$rss $(basename "$f" .pid)=$(awk '/^VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$pid/status")M/$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", t / hz }')s"
   done
   stop_started=$(date +%s%N)
   bash "$HERE/down.sh" --wipe 2>/dev/null
   stop_s=$(awk -v a="$stop_started" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
   phases=$(echo "$out" | sed -n 's/^  (\(installs checked.*\))$/\1/p')
   echo "run $r: ready in ${s}s ($phases), down.sh --wipe ${stop_s}s (1-min load average before: $load)"
-  echo "       CPU used by the cluster's processes until ready: ${cpu}s; RSS:$rss"
+  echo "       CPU used by the cluster's processes until ready: ${cpu}s; RSS/CPU each:$rss"
   times+=("$s")
   sleep 5
 done
