@@ -67,5 +67,7 @@ export function describeError(err: unknown): string {
 }
 
 function capitalise(s: string): string {
+  // "shippingAddress.country: must be…" names a field: leave its spelling alone
+  if (/^[\w.[\]]+:/.test(s)) return s;
   return s.charAt(0).toUpperCase() + s.slice(1);
 }

@@ -100,6 +100,18 @@ export function CartPage() {
   );
 }
 
+/** Countries we ship to, as ISO 3166 codes (what the Orders service takes), named in the reader's language. */
+const SHIP_TO = 'AT AU BE BG CA CH CY CZ DE DK EE ES FI FR GB GR HR HU IE IS IT JP LT LU LV MT NL NO NZ PL PT RO SE SI SK US'.split(' ');
+function countries(): Array<[string, string]> {
+  let names: Intl.DisplayNames | undefined;
+  try {
+    names = new Intl.DisplayNames([navigator.language, 'en'], { type: 'region' });
+  } catch {
+    names = undefined;
+  }
+  return SHIP_TO.map((c): [string, string] => [c, names?.of(c) ?? c]).sort((a, b) => a[1].localeCompare(b[1]));
+}
+
 const KEY = 'kindred.checkoutKey';
 
 function checkoutKey(): string {
@@ -171,7 +183,9 @@ export function CheckoutPage() {
           <ul class="summary">
             {lines.map((l) => (
               <li>
-                {books[l.bookId]?.title ?? '…'} · {l.format === 'ebook' ? 'Ebook' : `Print × ${l.quantity}`}
+                <span>
+                  {books[l.bookId]?.title ?? '…'} · {l.format === 'ebook' ? 'Ebook' : `Print × ${l.quantity}`}
+                </span>
                 <span>{books[l.bookId] ? formatPrice(books[l.bookId]!.priceCents * l.quantity, currency) : ''}</span>
               </li>
             ))}
@@ -190,7 +204,15 @@ export function CheckoutPage() {
               {field('postalCode', 'Postal code', { autoComplete: 'postal-code' })}
               {field('city', 'City', { autoComplete: 'address-level2' })}
             </div>
-            {field('country', 'Country', { autoComplete: 'country-name' })}
+            <div class="field">
+              <label for="country">Country</label>
+              <select id="country" name="country" autoComplete="country" required value={address.country} onChange={(e) => setAddress({ ...address, country: e.currentTarget.value })}>
+                <option value="">Choose…</option>
+                {countries().map(([code, name]) => (
+                  <option value={code}>{name}</option>
+                ))}
+              </select>
+            </div>
           </fieldset>
         )}
         <section class="card">
@@ -376,7 +398,9 @@ export function OrderPage({ orderId }: { orderId: string }) {
         <ul class="summary">
           {order.lines.map((l) => (
             <li>
-              <Link href={`/store/books/${l.bookId}`}>{l.title}</Link> · {l.format === 'ebook' ? 'Ebook' : `Print × ${l.quantity}`}
+              <span>
+                <Link href={`/store/books/${l.bookId}`}>{l.title}</Link> · {l.format === 'ebook' ? 'Ebook' : `Print × ${l.quantity}`}
+              </span>
               <span>{formatPrice(l.unitPriceCents * l.quantity, order.currency)}</span>
             </li>
           ))}

@@ -85,6 +85,9 @@ export function ResultsPage() {
       <SearchBox initial={q} />
       <ErrorText error={error} />
       <div class="results-layout">
+        {/* on a phone the filters fold away above the results; on a wide screen they stay open beside them */}
+        <details class="filters-box" open={window.matchMedia('(min-width: 720px)').matches}>
+        <summary>Filters and sorting</summary>
         <aside class="filters" aria-label="Filters">
           <fieldset>
             <legend>Format</legend>
@@ -125,6 +128,7 @@ export function ResultsPage() {
             </select>
           </div>
         </aside>
+        </details>
         <div class="results" aria-busy={loading}>
           {result && (
             <p class="muted" role="status">
