@@ -59,15 +59,21 @@ interface Meta {
   formats: number;
   createdAt: number;
   updatedAt: number;
+  isbn: string;
 }
 
 interface Doc {
   id: string;
   title: string;
   authors: string;
-  isbn: string;
   description: string;
 }
+
+/**
+ * Words too common to tell books apart: not indexed and ignored in queries. Without this a
+ * query containing "the" walks the posting list of nearly every book.
+ */
+const STOP_WORDS = new Set('a an and are as at be by for from has in is it its of on or that the to was were with'.split(' '));
 
 const FORMAT_BITS: Record<BookFormat, number> = { ebook: 1, print: 2 };
 const AUTHOR_FACET_SIZE = 10;
@@ -85,20 +91,16 @@ function fuzziness(term: string): number {
 export class BookIndex {
   private readonly mini: MiniSearch<Doc>;
   private readonly meta = new Map<string, Meta>();
+  /** ISBNs are looked up exactly, not indexed as terms: a million unique terms would slow every fuzzy search */
+  private readonly byIsbn = new Map<string, string>();
 
   constructor() {
     this.mini = new MiniSearch<Doc>({
-      fields: ['title', 'authors', 'isbn', 'description'],
+      fields: ['title', 'authors', 'description'],
       storeFields: [],
       processTerm: (term) => {
         const t = fold(term);
-        return t.length === 0 ? null : t;
-      },
-      searchOptions: {
-        boost: { title: 3, authors: 2, isbn: 4, description: 1 },
-        prefix: (term) => term.length >= 2,
-        fuzzy: (term) => fuzziness(term),
-        maxFuzzy: 2,
+        return t.length === 0 || STOP_WORDS.has(t) ? null : t;
       },
       autoVacuum: { minDirtCount: 1000, minDirtFactor: 0.05, batchSize: 2000, batchWait: 5 },
     });
@@ -117,14 +119,18 @@ export class BookIndex {
   }
 
   upsert(book: Book): void {
-    if (this.meta.has(book.bookId)) this.mini.discard(book.bookId);
+    const old = this.meta.get(book.bookId);
+    if (old) {
+      this.mini.discard(book.bookId);
+      if (this.byIsbn.get(old.isbn) === book.bookId) this.byIsbn.delete(old.isbn);
+    }
     this.mini.add({
       id: book.bookId,
       title: book.title,
       authors: book.authors.join(' ; '),
-      isbn: book.isbn,
       description: book.description,
     });
+    this.byIsbn.set(book.isbn, book.bookId);
     this.meta.set(book.bookId, {
       title: book.title,
       titleKey: fold(book.title).replace(/^(the|a|an) /, ''),
@@ -133,25 +139,48 @@ export class BookIndex {
       formats: book.formats.reduce((bits, f) => bits | FORMAT_BITS[f], 0),
       createdAt: book.createdAt,
       updatedAt: book.updatedAt,
+      isbn: book.isbn,
     });
   }
 
   remove(bookId: string): void {
-    if (!this.meta.has(bookId)) return;
+    const m = this.meta.get(bookId);
+    if (!m) return;
     this.mini.discard(bookId);
+    if (this.byIsbn.get(m.isbn) === bookId) this.byIsbn.delete(m.isbn);
     this.meta.delete(bookId);
   }
 
-  /** Matches for the text alone: AND of the terms, or OR when AND finds nothing (a misspelling too far off). */
+  /**
+   * Matches for the text alone. Title and authors match by prefix and with typos (fuzzy);
+   * the description only by whole words, which keeps a query from expanding into thousands
+   * of description terms. All the words must match (AND); when that finds nothing (a
+   * misspelling too far off, a word not in any book) any word may (OR), best first.
+   */
   private match(q: string): Array<{ id: string; score: number }> {
     const isbn = normaliseIsbn(q);
     if (isbn) {
-      const exact = this.mini.search(isbn, { fields: ['isbn'], prefix: false, fuzzy: false });
-      if (exact.length > 0) return exact;
+      const id = this.byIsbn.get(isbn);
+      if (id) return [{ id, score: 1 }];
     }
-    const and: SearchResult[] = this.mini.search(q, { combineWith: 'AND' });
+    const query = (combineWith: 'AND' | 'OR') => ({
+      combineWith: 'OR' as const,
+      queries: [
+        {
+          queries: [q],
+          fields: ['title', 'authors'],
+          combineWith,
+          prefix: (term: string) => term.length >= 2,
+          fuzzy: (term: string) => fuzziness(term),
+          maxFuzzy: 2,
+          boost: { title: 3, authors: 2 },
+        },
+        { queries: [q], fields: ['description'], combineWith, prefix: false, fuzzy: false },
+      ],
+    });
+    const and: SearchResult[] = this.mini.search(query('AND'));
     if (and.length > 0) return and;
-    return this.mini.search(q, { combineWith: 'OR' });
+    return this.mini.search(query('OR'));
   }
 
   search(query: SearchQuery): SearchHits {
