@@ -54,6 +54,31 @@ export interface KindredConfig {
   webDir: string;
   /** the ranked deck (docs/recommendations.md) */
   recs: RecsConfig;
+  /** the book store's Orders and Payment services (docs/orders.md) */
+  orders: OrdersSettings;
+}
+
+export interface OrdersSettings {
+  /** base URL of the payment provider (the stand-in: node dist/payments/provider/main.js) */
+  providerUrl: string;
+  /** sent as `Authorization: Bearer <key>` to the provider; empty = none */
+  providerApiKey: string;
+  /** shared with the provider: HMAC key of its webhooks; empty = generated into <dataDir>/payments-webhook-secret */
+  webhookSecret: string;
+  /** where the provider sends webhooks; empty = this node's /webhooks/payments, registered at start */
+  webhookUrl: string;
+  /** per provider request, and attempts in all (retried with backoff on timeouts and 5xx) */
+  providerTimeoutMs: number;
+  providerAttempts: number;
+  /** settlement worker threads (piscina) */
+  poolSize: number;
+  taxBasisPoints: number;
+  downloadTtlSeconds: number;
+  maxDownloads: number;
+  /** an order without stock or payment this long after checkout fails and releases its stock */
+  settleDeadlineSeconds: number;
+  /** how long POST /v1/orders waits for a final state by default */
+  checkoutWaitMs: number;
 }
 
 export interface RecsConfig {
@@ -160,7 +185,20 @@ export const defaults: KindredConfig = {
   },
   webDir: '',
   recs: { threads: 0, maxQueue: 1000, cellDeg: 0.1, tierSize: 500, initialCapacity: 65_536, exclusionCacheUsers: 50_000, exclusionCacheMs: 10 * 60_000 },
-};
+  orders: {
+    providerUrl: 'http://127.0.0.1:8099',
+    providerApiKey: '',
+    webhookSecret: '',
+    webhookUrl: '',
+    providerTimeoutMs: 2000,
+    providerAttempts: 4,
+    poolSize: 2,
+    taxBasisPoints: 1000,
+    downloadTtlSeconds: 86_400,
+    maxDownloads: 5,
+    settleDeadlineSeconds: 60,
+    checkoutWaitMs: 10_000,
+  },};
 
 type Json = Record<string, unknown>;
 
@@ -187,7 +225,7 @@ function merge<T>(base: T, patch: unknown, path: string): T {
 
 /** Flags and env vars for the documented top-level settings. */
 type Kind = 'num' | 'bool' | 'list';
-const FLAGS: Record<string, { key: keyof KindredConfig | `${'tls' | 'xmpp' | 'cluster' | 'recs' | 'store'}.${string}`; env: string; num?: boolean; kind?: Kind }> = {
+const FLAGS: Record<string, { key: keyof KindredConfig | `${'tls' | 'xmpp' | 'cluster' | 'recs' | 'orders' | 'store'}.${string}`; env: string; num?: boolean; kind?: Kind }> = {
   '--data-dir': { key: 'dataDir', env: 'KINDRED_DATA_DIR' },
   '--host': { key: 'host', env: 'KINDRED_HOST' },
   '--http-port': { key: 'httpPort', env: 'KINDRED_HTTP_PORT', num: true },
@@ -217,6 +255,9 @@ const FLAGS: Record<string, { key: keyof KindredConfig | `${'tls' | 'xmpp' | 'cl
   '--store-admins': { key: 'store.admins', env: 'KINDRED_STORE_ADMINS', kind: 'list' },
   '--web-dir': { key: 'webDir', env: 'KINDRED_WEB_DIR' },
   '--deck-threads': { key: 'recs.threads', env: 'KINDRED_DECK_THREADS', num: true },
+  '--payments-url': { key: 'orders.providerUrl', env: 'KINDRED_PAYMENTS_URL' },
+  '--payments-webhook-secret': { key: 'orders.webhookSecret', env: 'KINDRED_PAYMENTS_WEBHOOK_SECRET' },
+  '--orders-pool-size': { key: 'orders.poolSize', env: 'KINDRED_ORDERS_POOL_SIZE', num: true },
 };
 
 function setValue(target: Json, key: string, raw: string, num: boolean | undefined, kind?: Kind): void {

@@ -4,6 +4,7 @@
  * wire format. Both unions are closed: an unknown `op` or `type` is a compile error.
  */
 import type { Gender, Location, Preferences, SwipeKind } from '../storage/types.js';
+import type { OrderState, OrderView } from '../store/contracts.js';
 
 export interface PublicProfile {
   userId: string;
@@ -137,6 +138,8 @@ export type KindredEvent =
   | { type: 'presence'; userId: string; online: boolean; lastActiveAt: number | null; show?: PresenceShow; status?: string }
   /** the user blocked `userId` from another of their sessions (or over REST) */
   | { type: 'block'; userId: string }
+  /** one of the user's book-store orders changed state (src/store/orders/) */
+  | { type: 'order'; order: OrderView; from: OrderState | null }
   /** to one XMPP session only: a newer session bound the same resource (on any node), this one ends */
   | { type: 'replaced' };
 

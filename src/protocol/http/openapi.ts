@@ -7,6 +7,7 @@ import { defaults, type KindredConfig } from '../../config.js';
 import { ErrorCodes, type ErrorCode } from '../../errors.js';
 import { GENDERS } from '../../storage/types.js';
 import { pathParams, routes, type Route } from './routes.js';
+import { ordersDocs, ordersSchemas } from './orders-openapi.js';
 import { storeDocs, storeSchemas } from './store-openapi.js';
 
 type Schema = Record<string, unknown>;
@@ -139,6 +140,7 @@ function schemas(): Record<string, Schema> {
     BlockList: obj({ userIds: { type: 'array', items: id } }),
     UserList: obj({ users: { type: 'array', items: obj({ userId: id, username: str() }) } }),
     Health: obj({ status: { type: 'string', enum: ['ok', 'unavailable'] } }),
+    ...ordersSchemas(),
     ...storeSchemas(),
   };
 }
@@ -234,6 +236,7 @@ const docs: Record<string, OperationDoc> = {
   health: { response: 'Health', description: '503 with {"status":"unavailable"} while the node is not ready.' },
   metrics: { response: { contentType: 'text/plain', schema: { type: 'string' }, description: 'Prometheus text exposition format 0.0.4' } },
   openapi: { response: { contentType: 'application/json', schema: { type: 'object' }, description: 'this document' } },
+  ...ordersDocs,
   ...storeDocs,
 };
 

@@ -8,6 +8,8 @@ import type { CommandOp, ProfilePatch, UserCommand } from '../../domain/commands
 import type { CommandGateway, Principal } from '../../domain/gateway.js';
 import { KindredError } from '../../errors.js';
 import { isId } from '../../ids.js';
+import type { DownloadsApi } from '../../store/orders/downloads.js';
+import { ordersRoutes } from './orders-routes.js';
 import { GENDERS, type Preferences } from '../../storage/types.js';
 import { Fields, invalid, pathId, queryId, queryIdList, queryInteger } from './validate.js';
 import type { Bus } from '../../actors/bus.js';
@@ -16,7 +18,7 @@ import { storeRoutes } from './store-routes.js';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
-/** What a route reads as its body: nothing, a JSON object (limits.maxHttpBodyBytes), or raw image bytes (images.maxBytes). */
+/** What a route reads as its body: nothing, a JSON object (limits.maxHttpBodyBytes), raw image bytes (images.maxBytes), or raw bytes (limits.maxHttpBodyBytes; e.g. a signed webhook). */
 export type BodyKind = 'none' | 'json' | 'image' | 'raw';
 
 export interface RequestContext {
@@ -27,7 +29,7 @@ export interface RequestContext {
   params: Record<string, string>;
   query: URLSearchParams;
   /** lowercase header name → value, for the few headers routes read */
-  headers: { contentType: string; ifNoneMatch: string };
+  headers: { contentType: string; ifNoneMatch: string; idempotencyKey: string; webhookSignature: string };
   /** the verified caller on `auth: true` routes */
   principal: Principal | undefined;
   /** parsed JSON for 'json' routes, the raw bytes for 'image' routes */
@@ -47,6 +49,8 @@ export interface RouteDeps {
   openapiJson: () => string;
   /** the bus, for routes that call the book store's services (src/store/contracts.ts) */
   bus?: Bus;
+  /** ebook downloads through signed links (the Orders service) */
+  downloads?: DownloadsApi;
 }
 
 export interface Route {
@@ -320,6 +324,9 @@ export const routes: Route[] = [
       return { status: 200, body: deps.openapiJson(), contentType: JSON_TYPE };
     },
   },
+
+  // ── book store: cart, orders, payment webhook, downloads (orders-routes.ts) ─
+  ...ordersRoutes,
 
   // ── book store: books, search, customers (store-routes.ts) ─────────────
   ...storeRoutes,

@@ -28,6 +28,8 @@ export interface HttpServerDeps {
   metricsText: () => Promise<string>;
   /** the bus, for the book store's routes */
   bus?: RouteDeps['bus'];
+  /** ebook downloads through signed links */
+  downloads?: RouteDeps['downloads'];
   /** called with the app after the REST routes and before the catch-all 404 (attach `/ws` here) */
   onApp?: (app: uWS.TemplatedApp) => void;
 }
@@ -108,6 +110,7 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
     isReady: deps.isReady,
     metricsText: deps.metricsText,
     bus: deps.bus,
+    downloads: deps.downloads,
     openapiJson: () => openapiText,
   };
 
@@ -218,7 +221,12 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
           url: state.url,
           params,
           query: new URLSearchParams(req.getQuery() ?? ''),
-          headers: { contentType: req.getHeader('content-type'), ifNoneMatch: req.getHeader('if-none-match') },
+          headers: {
+            contentType: req.getHeader('content-type'),
+            ifNoneMatch: req.getHeader('if-none-match'),
+            idempotencyKey: req.getHeader('idempotency-key'),
+            webhookSignature: req.getHeader('kindred-signature'),
+          },
           principal: undefined,
           body: undefined,
         };

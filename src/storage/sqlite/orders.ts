@@ -1,0 +1,269 @@
+/**
+ * The Orders service's embedded store: its own file `<dataDir>/store/orders.db`.
+ *
+ * orders            (order_id) — current state, version, pending flag, the order as JSON
+ * order_transitions (order_id, seq) — append-only log, one row per state change
+ * order_keys        (customer_id, idempotency_key) — the checkout idempotency claims
+ * carts             (customer_id, book_id, format)
+ * downloads         (token_id) — signed ebook links with their use count
+ * shipments         (tracking_id)
+ *
+ * A transition is `UPDATE … WHERE version = ?` plus the log insert in one IMMEDIATE
+ * transaction; the write resolves only after the WAL is fsynced (store-db.ts), so a
+ * transition is durable before the service acts on it or answers anyone.
+ */
+import path from 'node:path';
+import { KindredError } from '../../errors.js';
+import type { CartLine, OrderState } from '../../store/contracts.js';
+import {
+  MIDDLE_STATES,
+  type DownloadRecord,
+  type DownloadUse,
+  type OrderRecord,
+  type OrderStore,
+  type ShipmentRecord,
+  type TransitionChange,
+  type TransitionRecord,
+} from '../../store/orders/storage.js';
+import { read, write } from './common.js';
+import { openServiceDb, type ServiceDb, type ServiceDbOptions } from './store-db.js';
+
+export const ORDERS_DB_VERSION = 1;
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS orders (
+  order_id    TEXT PRIMARY KEY,
+  customer_id TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  version     INTEGER NOT NULL,
+  pending     INTEGER NOT NULL,
+  doc         TEXT NOT NULL,   -- the OrderRecord as JSON (state, version, pending as in the columns)
+  updated_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (customer_id, order_id);
+CREATE INDEX IF NOT EXISTS orders_pending ON orders (pending, updated_at) WHERE pending = 1;
+
+CREATE TABLE IF NOT EXISTS order_transitions (
+  order_id   TEXT NOT NULL,
+  seq        INTEGER NOT NULL,
+  from_state TEXT,
+  to_state   TEXT NOT NULL,
+  at         INTEGER NOT NULL,
+  reason     TEXT,
+  PRIMARY KEY (order_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS order_keys (
+  customer_id     TEXT NOT NULL,
+  idempotency_key TEXT NOT NULL,
+  order_id        TEXT NOT NULL,
+  PRIMARY KEY (customer_id, idempotency_key)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS carts (
+  customer_id TEXT NOT NULL,
+  book_id     TEXT NOT NULL,
+  format      TEXT NOT NULL,
+  quantity    INTEGER NOT NULL CHECK (quantity > 0),
+  PRIMARY KEY (customer_id, book_id, format)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS downloads (
+  token_id    TEXT PRIMARY KEY,
+  order_id    TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  book_id     TEXT NOT NULL,
+  expires_at  INTEGER NOT NULL,
+  max_uses    INTEGER NOT NULL,
+  uses        INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS shipments (
+  tracking_id TEXT PRIMARY KEY,
+  order_id    TEXT NOT NULL,
+  doc         TEXT NOT NULL
+) WITHOUT ROWID;
+`;
+
+interface OrderRow {
+  state: OrderState;
+  version: number;
+  pending: number;
+  doc: string;
+  updated_at: number;
+}
+
+function toRecord(row: OrderRow): OrderRecord {
+  const doc = JSON.parse(row.doc) as OrderRecord;
+  return { ...doc, state: row.state, version: row.version, pending: row.pending === 1, updatedAt: row.updated_at };
+}
+
+export class SqliteOrderStore implements OrderStore {
+  private readonly s;
+
+  private constructor(private readonly ctx: ServiceDb) {
+    const db = ctx.db;
+    this.s = {
+      cart: db.prepare('SELECT book_id AS bookId, format, quantity FROM carts WHERE customer_id = ? ORDER BY book_id, format'),
+      setCart: db.prepare(
+        'INSERT INTO carts (customer_id, book_id, format, quantity) VALUES (?, ?, ?, ?) ON CONFLICT (customer_id, book_id, format) DO UPDATE SET quantity = excluded.quantity',
+      ),
+      delCart: db.prepare('DELETE FROM carts WHERE customer_id = ? AND book_id = ? AND format = ?'),
+      clearCart: db.prepare('DELETE FROM carts WHERE customer_id = ?'),
+      claim: db.prepare('INSERT OR IGNORE INTO order_keys (customer_id, idempotency_key, order_id) VALUES (?, ?, ?)'),
+      keyed: db.prepare('SELECT order_id AS orderId FROM order_keys WHERE customer_id = ? AND idempotency_key = ?'),
+      insert: db.prepare('INSERT INTO orders (order_id, customer_id, state, version, pending, doc, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      get: db.prepare('SELECT state, version, pending, doc, updated_at FROM orders WHERE order_id = ?'),
+      list: db.prepare('SELECT state, version, pending, doc, updated_at FROM orders WHERE customer_id = ? AND order_id < ? ORDER BY order_id DESC LIMIT ?'),
+      update: db.prepare('UPDATE orders SET state = ?, version = ?, pending = ?, doc = ?, updated_at = ? WHERE order_id = ? AND version = ?'),
+      settle: db.prepare('UPDATE orders SET pending = 0 WHERE order_id = ? AND version = ?'),
+      log: db.prepare('INSERT INTO order_transitions (order_id, seq, from_state, to_state, at, reason) VALUES (?, ?, ?, ?, ?, ?)'),
+      transitions: db.prepare('SELECT order_id AS orderId, seq, from_state AS "from", to_state AS "to", at, reason FROM order_transitions WHERE order_id = ? ORDER BY seq'),
+      pending: db.prepare('SELECT state, version, pending, doc, updated_at FROM orders WHERE pending = 1 ORDER BY updated_at LIMIT ?'),
+      addDownload: db.prepare(
+        'INSERT OR IGNORE INTO downloads (token_id, order_id, customer_id, book_id, expires_at, max_uses, uses) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      getDownload: db.prepare(
+        'SELECT token_id AS tokenId, order_id AS orderId, customer_id AS customerId, book_id AS bookId, expires_at AS expiresAt, max_uses AS maxUses, uses FROM downloads WHERE token_id = ?',
+      ),
+      useDownload: db.prepare('UPDATE downloads SET uses = uses + 1 WHERE token_id = ? AND uses < max_uses AND expires_at > ?'),
+      addShipment: db.prepare('INSERT OR IGNORE INTO shipments (tracking_id, order_id, doc) VALUES (?, ?, ?)'),
+      getShipment: db.prepare('SELECT doc FROM shipments WHERE tracking_id = ?'),
+    };
+  }
+
+  static open(dataDir: string, opts: ServiceDbOptions = {}): SqliteOrderStore {
+    return new SqliteOrderStore(openServiceDb(path.join(dataDir, 'store', 'orders.db'), DDL, ORDERS_DB_VERSION, opts));
+  }
+
+  cart(customerId: string): Promise<CartLine[]> {
+    return read(() => this.s.cart.all(customerId) as CartLine[]);
+  }
+
+  setCartLine(customerId: string, line: CartLine): Promise<void> {
+    return write(this.ctx, () => {
+      if (line.quantity <= 0) this.s.delCart.run(customerId, line.bookId, line.format);
+      else this.s.setCart.run(customerId, line.bookId, line.format, line.quantity);
+    });
+  }
+
+  clearCart(customerId: string): Promise<void> {
+    return write(this.ctx, () => {
+      this.s.clearCart.run(customerId);
+    });
+  }
+
+  create(order: OrderRecord): Promise<{ created: boolean; order: OrderRecord }> {
+    return write(this.ctx, () =>
+      this.ctx.db
+        .transaction(() => {
+          const claimed = this.s.claim.run(order.customerId, order.idempotencyKey, order.orderId).changes === 1;
+          if (!claimed) {
+            const { orderId } = this.s.keyed.get(order.customerId, order.idempotencyKey) as { orderId: string };
+            const existing = toRecord(this.s.get.get(orderId) as OrderRow);
+            if (existing.requestHash !== order.requestHash) {
+              throw new KindredError('CONFLICT', 'this Idempotency-Key was used for a different order');
+            }
+            return { created: false, order: existing };
+          }
+          const fresh: OrderRecord = { ...order, state: 'created', version: 1, pending: true };
+          this.s.insert.run(fresh.orderId, fresh.customerId, 'created', 1, 1, JSON.stringify(fresh), fresh.updatedAt);
+          this.s.log.run(fresh.orderId, 1, null, 'created', fresh.createdAt, null);
+          return { created: true, order: fresh };
+        })
+        .immediate(),
+    );
+  }
+
+  get(orderId: string): Promise<OrderRecord | undefined> {
+    return read(() => {
+      const row = this.s.get.get(orderId) as OrderRow | undefined;
+      return row && toRecord(row);
+    });
+  }
+
+  byIdempotencyKey(customerId: string, key: string): Promise<OrderRecord | undefined> {
+    return read(() => {
+      const k = this.s.keyed.get(customerId, key) as { orderId: string } | undefined;
+      const row = k && (this.s.get.get(k.orderId) as OrderRow | undefined);
+      return row ? toRecord(row) : undefined;
+    });
+  }
+
+  listForCustomer(customerId: string, limit: number, before?: string): Promise<OrderRecord[]> {
+    return read(() => (this.s.list.all(customerId, before ?? '\uffff', limit) as OrderRow[]).map(toRecord));
+  }
+
+  transition(orderId: string, expectVersion: number, change: TransitionChange): Promise<OrderRecord | undefined> {
+    return write(this.ctx, () =>
+      this.ctx.db
+        .transaction(() => {
+          const row = this.s.get.get(orderId) as OrderRow | undefined;
+          if (!row || row.version !== expectVersion) return undefined;
+          const current = toRecord(row);
+          const next: OrderRecord = {
+            ...current,
+            state: change.to,
+            version: expectVersion + 1,
+            pending: change.pending ?? MIDDLE_STATES.includes(change.to),
+            reason: change.reason !== undefined ? change.reason : current.reason,
+            fulfilment: change.fulfilment !== undefined ? change.fulfilment : current.fulfilment,
+            updatedAt: change.at,
+          };
+          this.s.update.run(next.state, next.version, next.pending ? 1 : 0, JSON.stringify(next), next.updatedAt, orderId, expectVersion);
+          this.s.log.run(orderId, next.version, current.state, next.state, change.at, change.reason ?? null);
+          return next;
+        })
+        .immediate(),
+    );
+  }
+
+  settle(orderId: string, expectVersion: number): Promise<boolean> {
+    return write(this.ctx, () => this.s.settle.run(orderId, expectVersion).changes === 1);
+  }
+
+  transitions(orderId: string): Promise<TransitionRecord[]> {
+    return read(() => this.s.transitions.all(orderId) as TransitionRecord[]);
+  }
+
+  listPending(limit: number): Promise<OrderRecord[]> {
+    return read(() => (this.s.pending.all(limit) as OrderRow[]).map(toRecord));
+  }
+
+  createDownload(d: DownloadRecord): Promise<void> {
+    return write(this.ctx, () => {
+      this.s.addDownload.run(d.tokenId, d.orderId, d.customerId, d.bookId, d.expiresAt, d.maxUses, d.uses);
+    });
+  }
+
+  useDownload(tokenId: string, now: number): Promise<DownloadUse> {
+    return write(this.ctx, () =>
+      this.ctx.db
+        .transaction((): DownloadUse => {
+          const d = this.s.getDownload.get(tokenId) as DownloadRecord | undefined;
+          if (!d) return { ok: false, reason: 'not_found' };
+          if (d.expiresAt <= now) return { ok: false, reason: 'expired' };
+          if (this.s.useDownload.run(tokenId, now).changes !== 1) return { ok: false, reason: 'exhausted' };
+          return { ok: true, download: { ...d, uses: d.uses + 1 } };
+        })
+        .immediate(),
+    );
+  }
+
+  createShipment(s: ShipmentRecord): Promise<void> {
+    return write(this.ctx, () => {
+      this.s.addShipment.run(s.trackingId, s.orderId, JSON.stringify(s));
+    });
+  }
+
+  shipment(trackingId: string): Promise<ShipmentRecord | undefined> {
+    return read(() => {
+      const row = this.s.getShipment.get(trackingId) as { doc: string } | undefined;
+      return row && (JSON.parse(row.doc) as ShipmentRecord);
+    });
+  }
+
+  close(): Promise<void> {
+    return this.ctx.close();
+  }
+}
