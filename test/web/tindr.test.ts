@@ -54,6 +54,13 @@ t.test('two people register, match live and chat', async (t) => {
   const bob = await openPage(browser, server.base, { phone: true });
   const suffix = String(process.pid);
 
+  // a refusal is shown to the person, not swallowed
+  await bob.page.goto('/login');
+  await bob.page.getByLabel('Username').fill(`nobody${suffix}`);
+  await bob.page.getByLabel('Password').fill('not the password');
+  await bob.page.getByRole('button', { name: 'Log in', exact: true }).last().click();
+  await t.resolves(bob.page.getByRole('alert').getByText('Wrong username or password').waitFor(), 'a failed login says why');
+
   await register(alice.page, `alice${suffix}`);
   await register(bob.page, `bob${suffix}`);
   await fillProfile(alice.page, { name: 'Alice', gender: 'woman', likes: ['man'], lat: '51.5072', lon: '-0.1276' });
@@ -92,13 +99,35 @@ t.test('two people register, match live and chat', async (t) => {
   await bob.page.getByLabel('Add photos').setInputFiles([green]);
   await bob.page.getByTestId('photo-grid').locator('li').first().waitFor();
 
-  // the deck: Alice likes Bob with the button; Bob likes Alice with the keyboard
+  // a third person, whom Alice will pass by dragging the card away
+  const carl = await api(server.base, 'POST', '/v1/register', { json: { username: `carl${suffix}`, password: 'correct horse battery' } });
+  await api(server.base, 'PATCH', '/v1/profile', {
+    token: carl.body.token,
+    json: { displayName: 'Carl', birthDate: '1990-01-20', gender: 'man', location: { lat: 51.51, lon: -0.12 }, preferences: { ageMin: 18, ageMax: 99, genders: ['woman'], maxDistanceKm: 50 } },
+  });
+
+  // the deck: Alice drags Carl away (pass) and likes Bob with the button; Bob likes Alice with the keyboard
   await alice.page.getByRole('link', { name: 'Discover' }).click();
   const aliceCard = alice.page.getByTestId('swipe-card');
   await aliceCard.waitFor();
-  t.match(await aliceCard.getAttribute('aria-label'), /^Bob, \d+$/, 'Alice sees Bob');
-  t.match(await aliceCard.textContent(), /km away/);
-  await alice.page.getByRole('button', { name: 'Like', exact: true }).click();
+  // the order of the deck is the ranking's: handle whoever is on top
+  const seen: string[] = [];
+  while (await aliceCard.count()) {
+    const label = (await aliceCard.getAttribute('aria-label'))!;
+    seen.push(label.split(',')[0]!);
+    if (label.startsWith('Bob')) {
+      t.match(await aliceCard.textContent(), /km away/);
+      await alice.page.getByRole('button', { name: 'Like', exact: true }).click();
+    } else {
+      const box = (await aliceCard.boundingBox())!;
+      await alice.page.mouse.move(box.x + box.width / 2, box.y + box.height / 3);
+      await alice.page.mouse.down();
+      for (let dx = 20; dx <= 200; dx += 20) await alice.page.mouse.move(box.x + box.width / 2 - dx, box.y + box.height / 3);
+      await alice.page.mouse.up();
+    }
+    await alice.page.waitForFunction((old) => document.querySelector('[data-testid=swipe-card]')?.getAttribute('aria-label') !== old, label);
+  }
+  t.same(seen.sort(), ['Bob', 'Carl'], 'Alice saw Bob and Carl, liked Bob and dragged Carl away');
   await alice.page.getByText('No one new nearby').waitFor();
   await alice.page.locator('.live-online').waitFor(); // Alice's live socket is up before Bob answers
 
@@ -157,9 +186,24 @@ t.test('two people register, match live and chat', async (t) => {
   const history = (await api(server.base, 'GET', `/v1/conversations/${b.userId}/messages?limit=2`, { token: a.token })).body.messages.map((m: { body: string }) => m.body);
   t.same(history, ['Hi Alice! Tea?', 'Hello Bob']);
 
+  // Bob reports Alice; Alice unmatches, and Bob's open chat turns read-only live
+  await bob.page.getByRole('button', { name: 'Report' }).click();
+  await bob.page.getByLabel('Reason').selectOption('spam');
+  await bob.page.getByLabel('What happened? (optional)').fill('Testing the report form.');
+  await bob.page.getByRole('button', { name: 'Send report' }).click();
+  await t.resolves(bob.page.getByText('was reported to our moderators').waitFor(), 'the report is confirmed');
+
   // the matches list shows the match
   await alice.page.getByRole('link', { name: /Matches/ }).click();
   await t.resolves(alice.page.getByTestId('match-list').getByText('Bob').waitFor(), 'Bob is in the matches list');
+  await alice.page.getByTestId('match-list').getByText('Bob').click();
+  alice.page.once('dialog', (d) => void d.accept());
+  await alice.page.getByRole('button', { name: 'Unmatch' }).click();
+  await alice.page.waitForURL('**/tindr/matches');
+  await t.resolves(bob.page.getByText('This match has ended').waitFor(), "Bob's chat learns of the unmatch live");
+  await t.resolves(alice.page.getByRole('heading', { name: 'Ended' }).waitFor(), 'the match is listed as ended');
+  const aliceDeck = (await api(server.base, 'GET', '/v1/deck', { token: a.token })).body.cards;
+  t.same(aliceDeck, [], "the drag was stored as a swipe: Carl is not in Alice's deck any more");
 
   t.same(alice.errors, [], 'no script errors in Alice\'s browser');
   t.same(bob.errors, [], 'no script errors in Bob\'s browser');
