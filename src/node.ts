@@ -192,7 +192,11 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     sessionFailover = new SessionFailover({
       bus,
       membership,
-      nodeGone: (nodeId) => users.tellLocal({ k: 'node-gone', nodeId }),
+      nodeGone: (nodeId) => {
+        users.tellLocal({ k: 'node-gone', nodeId });
+        // what it had received will never be answered: fail those asks now, not at their timeout
+        users.abandonAsksTo(nodeId);
+      },
       reattachAll: () => {
         for (const { userId, session } of hub.sessionsWhere(() => true)) users.tell(userId, { k: 'attach', session });
       },

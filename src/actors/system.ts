@@ -97,6 +97,8 @@ export class ActorSystem<M, R> {
   private readonly cells = new Map<string, Cell<M, R>>();
   private readonly subscriptions = new Map<number, Subscription>();
   private readonly releasing = new Map<number, Promise<void>>();
+  /** asks waiting for a reply, by shard, so those sent to a node that died can be given up early */
+  private readonly waiting = new Map<number, Set<(err: KindredError) => void>>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private unlisten: (() => void) | undefined;
   private stopping = false;
@@ -130,9 +132,30 @@ export class ActorSystem<M, R> {
     // The deadline is a little shorter than the bus timeout, so a request the asker
     // reports as timed out has certainly not been (and will not be) processed.
     const envelope: Envelope<M> = { id, msg, deadline: this.opts.clock.now() + Math.max(1, this.opts.askTimeoutMs - 250) };
-    const subject = this.subject(this.opts.shards.shardOf(id));
+    const shard = this.opts.shards.shardOf(id);
+    const subject = this.subject(shard);
     if (!this.opts.waitForOwner) return this.opts.bus.request(subject, envelope, this.opts.askTimeoutMs) as Promise<R>;
-    return this.askUntilOwned(subject, envelope);
+    return this.askUntilOwned(shard, subject, envelope);
+  }
+
+  /**
+   * The node `owner` died (membership stopped hearing it): asks waiting for a reply from a
+   * shard it owned get `TIMEOUT` now instead of at their timeout. The dead node may have
+   * processed them before dying, exactly as with a timeout; a `message.send` resent with the
+   * same clientId is recognised by the shard's next owner.
+   */
+  abandonAsksTo(owner: string): number {
+    let n = 0;
+    for (const [shard, asks] of this.waiting) {
+      if (this.opts.shards.ownerOf(shard) !== owner) continue;
+      const err = new KindredError('TIMEOUT', `the node serving this actor (${owner}) died; the request may or may not have been processed`);
+      for (const abandon of asks) {
+        abandon(err);
+        n++;
+      }
+      this.waiting.delete(shard);
+    }
+    return n;
   }
 
   /**
@@ -141,18 +164,28 @@ export class ActorSystem<M, R> {
    * that never reached an actor are re-sent, and all within the one ask timeout, measured
    * in real time (the actor clock may be a test's manual clock).
    */
-  private async askUntilOwned(subject: string, envelope: Envelope<M>): Promise<R> {
+  private async askUntilOwned(shard: number, subject: string, envelope: Envelope<M>): Promise<R> {
     const end = Date.now() + this.opts.askTimeoutMs;
     let backoff = OWNER_RETRY_FIRST_MS;
     for (;;) {
+      let abandon!: (err: KindredError) => void;
+      const abandoned = new Promise<never>((_, reject) => (abandon = reject));
+      let asks = this.waiting.get(shard);
+      if (!asks) this.waiting.set(shard, (asks = new Set()));
+      asks.add(abandon);
+      let failure: unknown;
       try {
-        return (await this.opts.bus.request(subject, envelope, Math.max(1, end - Date.now()))) as R;
+        return (await Promise.race([this.opts.bus.request(subject, envelope, Math.max(1, end - Date.now())), abandoned])) as R;
       } catch (err) {
-        // the last retry leaves 250 ms to be answered
-        const wait = Math.min(backoff, end - 250 - Date.now());
-        if (!neverDelivered(err) || this.stopping || wait <= 0) throw err;
-        await new Promise((r) => setTimeout(r, wait));
+        failure = err;
+      } finally {
+        asks.delete(abandon);
+        if (asks.size === 0 && this.waiting.get(shard) === asks) this.waiting.delete(shard);
       }
+      // the last retry leaves 250 ms to be answered
+      const wait = Math.min(backoff, end - 250 - Date.now());
+      if (!neverDelivered(failure) || this.stopping || wait <= 0) throw failure;
+      await new Promise((r) => setTimeout(r, wait));
       backoff = Math.min(backoff * 2, OWNER_RETRY_MAX_MS);
     }
   }

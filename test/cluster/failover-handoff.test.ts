@@ -14,22 +14,24 @@ import { systemClock } from '../../src/actors/clock.js';
 import { KindredError } from '../../src/errors.js';
 import { codeOf, gate, until } from '../helpers/async.js';
 
-type Msg = { k: 'get' } | { k: 'fail' } | { k: 'hold'; until: Promise<void> };
+type Msg = { k: 'get' } | { k: 'fail' } | { k: 'hold' };
 
 function world() {
   const processed: string[] = [];
+  // letters are copied through the bus, so a 'hold' waits on this shared gate
+  const hold = { until: Promise.resolve() };
   const create = (owner: string) => (id: string): Actor<Msg, unknown> => ({
     activate: async () => undefined,
     receive: async (m) => {
       processed.push(`${owner}:${id}:${m.k}`);
       if (m.k === 'fail') throw new KindredError('UNAVAILABLE', 'storage is down');
-      if (m.k === 'hold') await m.until;
+      if (m.k === 'hold') await hold.until;
       return owner;
     },
     canPassivate: () => true,
     passivate: async () => undefined,
   });
-  return { processed, create };
+  return { processed, create, hold };
 }
 
 function system(t: { teardown(fn: () => unknown): void }, bus: LocalBus, shards: ShardMap, owner: string, create: (owner: string) => (id: string) => Actor<Msg, unknown>, extra: { waitForOwner?: boolean; mayServe?: (s: number) => boolean; askTimeoutMs?: number } = {}) {
@@ -98,14 +100,15 @@ t.test('without waitForOwner (embedded mode) an unowned shard fails at once', as
 t.test('a node whose lease lapsed refuses letters, new and queued, unprocessed', async (t) => {
   const bus = new LocalBus();
   t.teardown(() => bus.close());
-  const { create, processed } = world();
+  const { create, processed, hold } = world();
   const shards = new ShardMap(4);
   shards.assignAll('n');
   let leaseValid = true;
   const sys = system(t, bus, shards, 'n', create, { waitForOwner: true, mayServe: () => leaseValid });
 
   const g = gate();
-  const held = sys.ask('u', { k: 'hold', until: g.promise });
+  hold.until = g.promise;
+  const held = sys.ask('u', { k: 'hold' });
   await until(() => processed.length === 1, 'the first letter to run');
   const queued = sys.ask('u', { k: 'get' }); // waits in the mailbox behind the held one
   leaseValid = false; // the node stalls past its lease here
@@ -122,4 +125,37 @@ t.test('a node whose lease lapsed refuses letters, new and queued, unprocessed',
   t.equal(await codeOf(sys.ask('fresh', { k: 'get' })), 'UNAVAILABLE', 'and activates nothing');
   t.notOk(sys.isActive('fresh'));
   t.same(processed, ['n:u:hold'], 'nothing ran after the lease lapsed');
+});
+
+t.test('asks waiting on a node that died are given up at once, others keep waiting', async (t) => {
+  const bus = new LocalBus();
+  t.teardown(() => bus.close());
+  const { create, hold } = world();
+  const askerShards = new ShardMap(4);
+  const ownerShards = new ShardMap(4);
+  const asker = system(t, bus, askerShards, 'asker', create, { waitForOwner: true, askTimeoutMs: 5000 });
+  system(t, bus, ownerShards, 'owner', create);
+  const ids = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6'];
+  const onDying = ids.find((id) => ownerShards.shardOf(id) !== ownerShards.shardOf('u1'))!;
+  ownerShards.assign(ownerShards.shardOf('u1'), 'owner');
+  ownerShards.assign(ownerShards.shardOf(onDying), 'owner');
+  // what the asker knows from shard announcements: u1's shard is served by node "dying"
+  askerShards.assign(askerShards.shardOf('u1'), 'dying');
+  askerShards.assign(askerShards.shardOf(onDying), 'owner');
+
+  const g = gate();
+  t.teardown(() => g.open());
+  hold.until = g.promise;
+  const started = Date.now();
+  const lost = asker.ask('u1', { k: 'hold' }).catch((e: unknown) => e);
+  const other = asker.ask(onDying, { k: 'hold' });
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(asker.abandonAsksTo('nobody'), 0, 'a node with no shard: nothing given up');
+  t.equal(asker.abandonAsksTo('dying'), 1, 'the ask waiting on the dead node is given up');
+  const err = (await lost) as KindredError;
+  t.equal(err.code, 'TIMEOUT');
+  t.match(err.message, /may or may not have been processed/);
+  t.ok(Date.now() - started < 1000, 'long before the 5 s ask timeout');
+  g.open();
+  t.equal(await other, 'owner', 'the ask to a live node is answered');
 });

@@ -40,8 +40,8 @@ const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 /** matched pairs chatting; each of the 2 × PAIRS users sends one message every SEND_EVERY_MS */
 const PAIRS = 24;
 const SEND_EVERY_MS = 320; // 48 users: ~150 messages/s in total
-const CHAT_BEFORE_KILL_MS = 5000;
-const CHAT_AFTER_RECOVERY_MS = 5000;
+const CHAT_BEFORE_KILL_MS = 4000;
+const CHAT_AFTER_RECOVERY_MS = 4000;
 
 const nats = await startNats(t, { jetstream: true });
 const cassandra = await startCassandra(t);
