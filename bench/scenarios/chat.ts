@@ -152,7 +152,8 @@ export async function chat(o: Options): Promise<void> {
       notRecv = best?.notReceived ?? 0;
     } else {
       const p = r.phase!;
-      mid = [String(p.offeredRate), String(p.deliveredPerSecond), ms(p.latencyMs.p50), ms(p.latencyMs.p99), ms(p.latencyMs.max)];
+      const lat = (v: number) => (p.latencyMs.count > 0 ? ms(v) : '-'); // nothing measured arrived
+      mid = [String(p.offeredRate), String(p.deliveredPerSecond), lat(p.latencyMs.p50), lat(p.latencyMs.p99), lat(p.latencyMs.max)];
       notRecv = p.notReceived;
     }
     return [...common, ...mid, String(notRecv), String(r.serverCpuCores), `${r.serverRssMiBMax} MiB`];
