@@ -11,7 +11,6 @@ import { idle } from './scenarios/idle.js';
 import { recs } from './scenarios/recs.js';
 import { connections } from './scenarios/connections.js';
 import { orders } from './scenarios/orders.js';
-import { orders } from './scenarios/orders.js';
 
 const USAGE = `usage: npm run bench -- <scenario> [options]
 
@@ -37,9 +36,6 @@ Kindred-only scenarios (one load-generator process, native protocol)
   orders       sustained order settlements against the payment provider stand-in (its own process)
                --customers 6000000 --books 2000 --rate 500 --duration 20 --warmup 5
                --provider-latency 50 --provider-jitter 10 --decline-rate 0 --pool-size 2 --ebook-share 0.5
-  orders       sustained order settlements against the payment provider stand-in (its own process)
-               --customers 6000000 --books 2000 --rate 500 --duration 20 --warmup 5
-               --provider-latency 50 --provider-jitter 10 --decline-rate 0 --pool-size 2 --ebook-share 0.5
 
 common
   --server-entry FILE   Kindred server to run (default dist/cli.js; build with \`npm run build\`; src/cli.ts runs under tsx)
@@ -49,7 +45,7 @@ common
   --out-dir DIR         where chat/connections write their JSON and HTML (default bench/results)
   --setup-concurrency N account creations in flight during setup (default 50)`;
 
-const SCENARIOS: Record<string, (o: Options) => Promise<void>> = { chat, 'chat-native': chatNative, connections, swipes, idle, recs, orders, orders };
+const SCENARIOS: Record<string, (o: Options) => Promise<void>> = { chat, 'chat-native': chatNative, connections, swipes, idle, recs, orders };
 
 async function main(argv: string[]): Promise<void> {
   const { positional, flags } = parseFlags(argv, new Set(['keep-data', 'help']));

@@ -35,7 +35,6 @@ import { attachStaticSite, defaultWebDir, loadStaticSite } from './protocol/http
 import { NativeTcpListener } from './protocol/native/tcp.js';
 import { startXmpp, type XmppServer } from './protocol/xmpp/server.js';
 import { startStoreOrders, type StoreOrders } from './store/orders/wire.js';
-import { startStoreOrders, type StoreOrders } from './store/orders/wire.js';
 import { startCatalog, type Catalog } from './store/books/wire.js';
 
 export interface KindredNode {
@@ -256,29 +255,6 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     if (!overrides.storage) await storage.close();
     throw err;
   }
-  // The book store's Orders and Payment services (docs/orders.md); their order events reach
-  // the customer's open sessions through the customer's actor.
-  let storeOrders: StoreOrders | undefined;
-  try {
-    storeOrders = await startStoreOrders({
-      config,
-      log,
-      bus,
-      blobs: storage.blobs,
-      tokenSecret: tokenSecret(config),
-      notify: (customerId, event) => users.tellIfActive(customerId, { k: 'push', event }),
-    });
-  } catch (err) {
-    await catalog.stop();
-    await shardManager?.stop().catch(() => undefined);
-    membership?.stop();
-    await users.stop();
-    hub.stop();
-    await recs.close().catch(() => undefined);
-    if (!overrides.bus) await bus.close();
-    if (!overrides.storage) await storage.close();
-    throw err;
-  }
   const pruneTimer = setInterval(() => tokens.pruneRevocations(), 3600_000);
   pruneTimer.unref();
 
@@ -302,7 +278,6 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     isReady: () => ready && (shardManager?.isReady() ?? true),
     metricsText: () => metrics.text(),
     bus,
-    downloads: storeOrders.orders,
     downloads: storeOrders.orders,
     onApp: (app) => {
       ws = attachNativeWebSocket(app, {
@@ -330,7 +305,6 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     await tcp.close();
     clearInterval(pruneTimer);
     await storeOrders?.stop();
-    await storeOrders?.stop();
     await catalog.stop();
     // leave first, so the others compute the placement without us, then hand the shards over
     sessionFailover?.stop();
@@ -346,7 +320,6 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
   let tcpPort: number;
   try {
     httpPort = await http.listen(config.host, config.httpPort);
-    storeOrders.registerWebhook(`${config.tls ? 'https' : 'http'}://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${httpPort}`);
     storeOrders.registerWebhook(`${config.tls ? 'https' : 'http'}://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${httpPort}`);
     tcpPort = await tcp.listen(config.host, config.tcpPort);
     xmpp = await startXmpp({

@@ -5,7 +5,6 @@
  */
 import type { Gender, Location, Preferences, SwipeKind } from '../storage/types.js';
 import type { OrderState, OrderView } from '../store/contracts.js';
-import type { OrderState, OrderView } from '../store/contracts.js';
 
 export interface PublicProfile {
   userId: string;

@@ -8,7 +8,6 @@ import { ErrorCodes, type ErrorCode } from '../../errors.js';
 import { GENDERS } from '../../storage/types.js';
 import { pathParams, routes, type Route } from './routes.js';
 import { ordersDocs, ordersSchemas } from './orders-openapi.js';
-import { ordersDocs, ordersSchemas } from './orders-openapi.js';
 import { storeDocs, storeSchemas } from './store-openapi.js';
 
 type Schema = Record<string, unknown>;
@@ -142,7 +141,6 @@ function schemas(): Record<string, Schema> {
     UserList: obj({ users: { type: 'array', items: obj({ userId: id, username: str() }) } }),
     Health: obj({ status: { type: 'string', enum: ['ok', 'unavailable'] } }),
     ...ordersSchemas(),
-    ...ordersSchemas(),
     ...storeSchemas(),
   };
 }
@@ -238,7 +236,6 @@ const docs: Record<string, OperationDoc> = {
   health: { response: 'Health', description: '503 with {"status":"unavailable"} while the node is not ready.' },
   metrics: { response: { contentType: 'text/plain', schema: { type: 'string' }, description: 'Prometheus text exposition format 0.0.4' } },
   openapi: { response: { contentType: 'application/json', schema: { type: 'object' }, description: 'this document' } },
-  ...ordersDocs,
   ...ordersDocs,
   ...storeDocs,
 };

@@ -10,8 +10,6 @@ import { KindredError } from '../../errors.js';
 import { isId } from '../../ids.js';
 import type { DownloadsApi } from '../../store/orders/downloads.js';
 import { ordersRoutes } from './orders-routes.js';
-import type { DownloadsApi } from '../../store/orders/downloads.js';
-import { ordersRoutes } from './orders-routes.js';
 import { GENDERS, type Preferences } from '../../storage/types.js';
 import { Fields, invalid, pathId, queryId, queryIdList, queryInteger } from './validate.js';
 import type { Bus } from '../../actors/bus.js';
@@ -326,9 +324,6 @@ export const routes: Route[] = [
       return { status: 200, body: deps.openapiJson(), contentType: JSON_TYPE };
     },
   },
-
-  // ── book store: cart, orders, payment webhook, downloads (orders-routes.ts) ─
-  ...ordersRoutes,
 
   // ── book store: cart, orders, payment webhook, downloads (orders-routes.ts) ─
   ...ordersRoutes,

@@ -30,8 +30,6 @@ export interface HttpServerDeps {
   bus?: RouteDeps['bus'];
   /** ebook downloads through signed links */
   downloads?: RouteDeps['downloads'];
-  /** ebook downloads through signed links */
-  downloads?: RouteDeps['downloads'];
   /** called with the app after the REST routes and before the catch-all 404 (attach `/ws` here) */
   onApp?: (app: uWS.TemplatedApp) => void;
 }
@@ -112,7 +110,6 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
     isReady: deps.isReady,
     metricsText: deps.metricsText,
     bus: deps.bus,
-    downloads: deps.downloads,
     downloads: deps.downloads,
     openapiJson: () => openapiText,
   };
