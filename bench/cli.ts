@@ -10,6 +10,8 @@ import { swipes } from './scenarios/swipes.js';
 import { idle } from './scenarios/idle.js';
 import { recs } from './scenarios/recs.js';
 import { connections } from './scenarios/connections.js';
+import { search } from './scenarios/search.js';
+import { tindr } from './scenarios/tindr.js';
 import { orders } from './scenarios/orders.js';
 
 const USAGE = `usage: npm run bench -- <scenario> [options]
@@ -27,12 +29,16 @@ scenarios (multi-target, load from --workers child processes)
 Kindred-only scenarios (one load-generator process, native protocol)
   chat-native  chat with ack latency and a lost/undetermined verdict from the server's mailboxes
                --pairs 1000 --rate 5000 --duration 20 --warmup 3 --protocol ws|tcp --body 64 --drain 30
+  tindr        a day in the app: open-loop swipes through decks, ~0.1% match, first messages
+               --users 1000 --rate 1000 --duration 20 --warmup 3 --match-rate 0.001 --like 0.3 --protocol ws|tcp
   swipes       M users with profiles swipe random targets (50% like), bounded concurrency, max throughput
                --users 1000 --concurrency 128 --duration 20 --warmup 3 --protocol ws|tcp --like 0.5
   idle         N authenticated idle connections: server RSS per connection (forced GC), connect+auth rate
                --connections 10000 --users <connections> --concurrency 100 --settle 5 --protocol ws|tcp --no-gc
   recs         ranked decks from N generated profiles on the deck worker pool (in process, no server; storage stubbed)
                --profiles 1000000 --concurrency 8 --threads 2 --duration 20 --warmup 3 --limit 50 --swiped 200 --paging --scan N
+  search       N generated books imported over REST, then closed-loop searches (typos, authors, facets, type-ahead)
+               --books 1000000 --concurrency 16 --duration 20 --warmup 3 --seed 42 --import-chunk 5000 --import-concurrency 4
   orders       sustained order settlements against the payment provider stand-in (its own process)
                --customers 6000000 --books 2000 --rate 500 --duration 20 --warmup 5
                --provider-latency 50 --provider-jitter 10 --decline-rate 0 --pool-size 2 --ebook-share 0.5
@@ -45,7 +51,7 @@ common
   --out-dir DIR         where chat/connections write their JSON and HTML (default bench/results)
   --setup-concurrency N account creations in flight during setup (default 50)`;
 
-const SCENARIOS: Record<string, (o: Options) => Promise<void>> = { chat, 'chat-native': chatNative, connections, swipes, idle, recs, orders };
+const SCENARIOS: Record<string, (o: Options) => Promise<void>> = { chat, 'chat-native': chatNative, connections, tindr, swipes, idle, recs, orders, search };
 
 async function main(argv: string[]): Promise<void> {
   const { positional, flags } = parseFlags(argv, new Set(['keep-data', 'help']));
