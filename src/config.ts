@@ -198,7 +198,8 @@ export const defaults: KindredConfig = {
     maxDownloads: 5,
     settleDeadlineSeconds: 60,
     checkoutWaitMs: 10_000,
-  },};
+  },
+};
 
 type Json = Record<string, unknown>;
 
@@ -252,8 +253,8 @@ const FLAGS: Record<string, { key: keyof KindredConfig | `${'tls' | 'xmpp' | 'cl
   '--s3-secret-key': { key: 'cluster.s3.secretKey', env: 'KINDRED_S3_SECRET_KEY' },
   '--s3-bucket': { key: 'cluster.s3.bucket', env: 'KINDRED_S3_BUCKET' },
   '--s3-region': { key: 'cluster.s3.region', env: 'KINDRED_S3_REGION' },
-  '--store-admins': { key: 'store.admins', env: 'KINDRED_STORE_ADMINS', kind: 'list' },
   '--web-dir': { key: 'webDir', env: 'KINDRED_WEB_DIR' },
+  '--store-admins': { key: 'store.admins', env: 'KINDRED_STORE_ADMINS', kind: 'list' },
   '--deck-threads': { key: 'recs.threads', env: 'KINDRED_DECK_THREADS', num: true },
   '--payments-url': { key: 'orders.providerUrl', env: 'KINDRED_PAYMENTS_URL' },
   '--payments-webhook-secret': { key: 'orders.webhookSecret', env: 'KINDRED_PAYMENTS_WEBHOOK_SECRET' },
