@@ -268,7 +268,7 @@ export class OrdersService implements DownloadsApi {
           resolve();
         };
         // woken by a local transition; the timer catches transitions made by another node
-        const timer = setTimeout(done, Math.min(250, Math.max(1, deadline - this.now())));
+        const timer = setTimeout(done, Math.min(1000, Math.max(1, deadline - this.now())));
         set.add(done);
       });
       current = (await this.deps.store.get(order.orderId)) ?? current;
@@ -461,6 +461,9 @@ export class OrdersService implements DownloadsApi {
     if (this.stopped) return;
     const order = await this.deps.store.get(event.orderId);
     if (!order) return;
+    // Most webhooks confirm what the synchronous answer already said: nothing to do.
+    const late = (order.state === 'failed' || order.state === 'cancelled') && event.outcome.status === 'succeeded';
+    if (order.state !== 'stock_reserved' && !late) return;
     await this.withLock(order.orderId, async () => {
       const current = await this.deps.store.get(order.orderId);
       if (!current) return;
