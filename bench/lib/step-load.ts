@@ -9,6 +9,10 @@
  *     plus the drain (a growing backlog fails).
  * Rates grow by `factor` (1.5) from `start`; `refine` (3) bisections then narrow the
  * bracket to about 1.5^(1/8), i.e. 5%, which is what lets two runs agree within ±15%.
+ * On a shared machine a neighbour's burst can fail one step anywhere, so a failed step
+ * is run once more at the same rate and counts as failed only if that fails too; and
+ * the steps start after one unmeasured warm-up phase at the start rate (first
+ * messages of each conversation, JIT, caches).
  */
 import type { PhaseResult } from './fleet.js';
 
@@ -23,6 +27,8 @@ export interface StepOptions {
 export interface StepVerdict {
   rate: number;
   ok: boolean;
+  /** a second attempt at the same rate after a failure */
+  retry?: boolean;
   why: string;
   result: PhaseResult;
 }
@@ -35,15 +41,25 @@ export function judge(r: PhaseResult, limitMs: number): { ok: boolean; why: stri
   return { ok: true, why: `median per-second p99 ${r.medianSecondP99} ms` };
 }
 
-export async function stepLoad(run: (rate: number) => Promise<PhaseResult>, o: StepOptions, log: (s: string) => void): Promise<{ steps: StepVerdict[]; maxSustainable: number; firstFailing?: number }> {
+export async function stepLoad(
+  run: (rate: number) => Promise<PhaseResult>,
+  o: StepOptions,
+  log: (s: string) => void,
+  warmup?: (rate: number) => Promise<unknown>,
+): Promise<{ steps: StepVerdict[]; maxSustainable: number; firstFailing?: number }> {
   const steps: StepVerdict[] = [];
-  const step = async (rate: number) => {
+  if (warmup) {
+    log(`warm-up phase at ${o.start} msgs/s (not judged)`);
+    await warmup(o.start);
+  }
+  const attempt = async (rate: number, retry: boolean) => {
     const result = await run(rate);
-    const v = { rate, ...judge(result, o.limitMs), result };
+    const v = { rate, ...judge(result, o.limitMs), retry, result };
     steps.push(v);
-    log(`step ${rate} msgs/s: ${v.ok ? 'sustained' : 'NOT sustained'} (${v.why}; p99 over the step ${result.latencyMs.p99} ms)`);
+    log(`step ${rate} msgs/s${retry ? ' (again)' : ''}: ${v.ok ? 'sustained' : 'NOT sustained'} (${v.why}; p99 over the step ${result.latencyMs.p99} ms)`);
     return v.ok;
   };
+  const step = async (rate: number) => (await attempt(rate, false)) || (await attempt(rate, true));
   let good = 0;
   let bad: number | undefined;
   for (let rate = o.start; rate <= o.maxRate; rate = Math.round(rate * o.factor)) {

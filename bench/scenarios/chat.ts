@@ -91,8 +91,9 @@ export async function chat(o: Options): Promise<void> {
       const samplerStart = Date.now();
       const sampler = new ProcSampler(target.pid, 1000, fleet.pids).start();
       const phaseOffsets: number[] = [];
-      const runPhase = async (r: number, d: number, w: number) => {
-        phaseOffsets.push((Date.now() - samplerStart) / 1000);
+      const runPhase = async (r: number, d: number, w: number, judged = true) => {
+        // the step-load's warm-up phase is not in the report's timeline
+        if (judged) phaseOffsets.push((Date.now() - samplerStart) / 1000);
         const bar = new Progress(`${name} ${r} msgs/s`);
         const res = await fleet!.phase({ rate: r, warmup: w, duration: d, body, drainMs: drain * 1000 }, (p) =>
           bar.update(p.t, w + d, `sent ${p.sentPerSecond}/s recv ${p.receivedPerSecond}/s p99 ${ms(p.p99)}`),
@@ -111,6 +112,7 @@ export async function chat(o: Options): Promise<void> {
           },
           stepOpts,
           log,
+          (r) => runPhase(r, 5, 0, false),
         );
         log(`${name}: max sustainable ${step.maxSustainable} msgs/s at p99 < ${stepOpts.limitMs} ms`);
       } else {
