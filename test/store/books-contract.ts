@@ -88,6 +88,24 @@ export function booksContract(t: Test, name: string, open: () => Promise<BookSto
     t.pass('the removed book\'s ISBN can be reused');
   });
 
+  withStore('createMany: each book on its own', async (t, s) => {
+    const existing = record();
+    await s.create(existing, 1);
+    const a = record();
+    const b = record({ isbn: existing.isbn });
+    const c = record();
+    const d = record({ isbn: c.isbn });
+    const out = await s.createMany([{ record: a, stock: 2 }, { record: b, stock: 0 }, { record: c, stock: 3 }, { record: d, stock: 0 }]);
+    t.equal(out[0], undefined, 'a created');
+    t.equal((out[1] as { code?: string } | undefined)?.code, 'CONFLICT', 'b: ISBN of an existing book');
+    t.equal(out[2], undefined, 'c created');
+    t.equal((out[3] as { code?: string } | undefined)?.code, 'CONFLICT', 'd: ISBN of c, earlier in the same batch');
+    t.same(await s.get(a.bookId), { record: a, stock: 2 }, 'a stored with its stock');
+    t.same(await s.get(c.bookId), { record: c, stock: 3 }, 'c too');
+    t.equal(await s.get(b.bookId), undefined, 'b not stored');
+    t.equal(await s.get(d.bookId), undefined, 'd not stored');
+  });
+
   withStore('page visits every book once', async (t, s) => {
     const ids = new Set<string>();
     for (let i = 0; i < 23; i++) {

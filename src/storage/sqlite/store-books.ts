@@ -117,6 +117,34 @@ export class SqliteBookStore implements BookStore {
     );
   }
 
+  async createMany(books: Array<{ record: BookRecord; stock: number }>): Promise<Array<Error | undefined>> {
+    const { db } = this.ctx;
+    const insert = db.prepare('INSERT INTO books VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    const stock = db.prepare('INSERT INTO book_stock (book_id, available) VALUES (?, ?) ON CONFLICT (book_id) DO UPDATE SET available = excluded.available');
+    const isbnOwner = db.prepare('SELECT book_id FROM books WHERE isbn = ?');
+    // A nested transaction is a savepoint: a book that fails rolls back alone.
+    const one = db.transaction((b: { record: BookRecord; stock: number }) => {
+      const taken = isbnOwner.get(b.record.isbn) as { book_id: string } | undefined;
+      if (taken) throw new KindredError('CONFLICT', `isbn: ${b.record.isbn} is already the ISBN of book ${taken.book_id}`);
+      insert.run(...params(b.record));
+      stock.run(b.record.bookId, b.stock);
+    });
+    return write(this.ctx, () =>
+      db.transaction(() =>
+        books.map((b) => {
+          try {
+            one(b);
+            return undefined;
+          } catch (err) {
+            const mapped = storageError(err);
+            if (mapped instanceof KindredError && mapped.code !== 'UNAVAILABLE') return mapped;
+            throw mapped;
+          }
+        }),
+      ).immediate(),
+    );
+  }
+
   async update(record: BookRecord): Promise<void> {
     const { db } = this.ctx;
     await write(this.ctx, () =>

@@ -40,7 +40,6 @@ export const MAX_PAGE = 1000;
 export const MAX_IMPORT_ITEMS = 1000;
 const MAX_LINES = 100;
 const MAX_QUANTITY = 1000;
-const IMPORT_CONCURRENCY = 8;
 
 export function coverBlobKey(imageId: string): string {
   return `store/covers/${imageId}`;
@@ -216,6 +215,13 @@ export class BooksService {
   }
 
   async create(input: unknown): Promise<Book> {
+    const { record, stock } = this.newRecord(input);
+    await this.deps.store.create(record, stock);
+    return this.committed(record.bookId);
+  }
+
+  /** Validates an admin's book and makes its record (a new id, created now). */
+  private newRecord(input: unknown): { record: BookRecord; stock: number } {
     const b = completeBook(parseBookFields(input, true));
     const at = this.now();
     const record: BookRecord = {
@@ -232,8 +238,7 @@ export class BooksService {
       createdAt: at,
       updatedAt: at,
     };
-    await this.deps.store.create(record, b.stock);
-    return this.committed(record.bookId);
+    return { record, stock: b.stock };
   }
 
   async update(bookId: string, input: unknown, replace: boolean): Promise<Book> {
@@ -283,25 +288,32 @@ export class BooksService {
     if (!Array.isArray(items) || items.length > MAX_IMPORT_ITEMS) throw bad(`items: at most ${MAX_IMPORT_ITEMS} a request`);
     const created: BooksAdminReplies['import']['created'] = [];
     const failed: BooksAdminReplies['import']['failed'] = [];
-    let next = 0;
-    const worker = async () => {
-      while (next < items.length) {
-        const item = items[next++] as ImportItem;
-        if ('parseError' in item) {
-          failed.push({ line: item.line, code: 'BAD_REQUEST', message: item.parseError });
-          continue;
-        }
-        try {
-          created.push({ line: item.line, bookId: (await this.create(item.value)).bookId });
-        } catch (err) {
-          const k = err instanceof KindredError ? err : new KindredError('INTERNAL');
-          if (k.code === 'UNAVAILABLE' || k.code === 'OVERLOADED' || k.code === 'INTERNAL') this.deps.log?.warn({ err, line: item.line }, 'import line failed');
-          failed.push({ line: item.line, code: k.code, message: k.message });
-        }
-      }
+    const fail = (line: number, err: unknown) => {
+      const k = err instanceof KindredError ? err : new KindredError('INTERNAL');
+      if (k.code === 'INTERNAL') this.deps.log?.warn({ err, line }, 'import line failed');
+      failed.push({ line, code: k.code, message: k.message });
     };
-    await Promise.all(Array.from({ length: IMPORT_CONCURRENCY }, worker));
-    created.sort((a, b) => a.line - b.line);
+    const valid: Array<{ line: number; record: BookRecord; stock: number }> = [];
+    for (const raw of items) {
+      const item = raw as ImportItem;
+      if ('parseError' in item) {
+        failed.push({ line: item.line, code: 'BAD_REQUEST', message: item.parseError });
+        continue;
+      }
+      try {
+        valid.push({ line: item.line, ...this.newRecord(item.value) });
+      } catch (err) {
+        fail(item.line, err);
+      }
+    }
+    // Two lines of one import with the same ISBN: the first wins, as it would one by one.
+    const outcomes = await this.deps.store.createMany(valid);
+    outcomes.forEach((err, i) => {
+      const v = valid[i]!;
+      if (err) return fail(v.line, err);
+      created.push({ line: v.line, bookId: v.record.bookId });
+      this.publish({ type: 'book.upserted', book: toBook({ record: v.record, stock: v.stock }) });
+    });
     failed.sort((a, b) => a.line - b.line);
     return { created, failed };
   }

@@ -61,6 +61,12 @@ export interface BookStore {
    */
   create(record: BookRecord, stock: number): Promise<void>;
   /**
+   * create() for many books (a bulk import): each book succeeds or fails on its own, the
+   * answer holds, in order, undefined for a created book or its error (CONFLICT...).
+   * Embedded, one transaction and one fsync for them all.
+   */
+  createMany(books: Array<{ record: BookRecord; stock: number }>): Promise<Array<Error | undefined>>;
+  /**
    * Replaces the descriptive record of an existing book (NOT_FOUND otherwise); CONFLICT when
    * the new ISBN belongs to another book. Stock is untouched.
    */
