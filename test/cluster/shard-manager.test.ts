@@ -11,6 +11,8 @@ import { ShardManager } from '../../src/cluster/shard-manager.js';
 import { startNats } from '../helpers/nats.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// ~8 s alone; more when other test files share the two cores
+t.setTimeout(90_000);
 const SHARDS = 32;
 const nats = await startNats(t, { jetstream: true });
 
@@ -75,6 +77,8 @@ t.test('three managers: split, clean stop, cut-off node fences itself', async (t
   const c = coverage(nodes);
   t.same(c, { covered: SHARDS, overlap: 0 }, 'every shard hosted exactly once');
   t.ok(nodes.every((n) => n.hosted.size > 0), 'each node hosts some');
+  t.ok(nodes.every((n) => [...n.hosted].every((s) => n.manager.mayServe(s))), 'each may serve the shards it hosts');
+  t.ok(nodes.every((n) => Array.from({ length: SHARDS }, (_, s) => s).every((s) => n.hosted.has(s) || !n.manager.mayServe(s))), 'and no other');
 
   // clean stop of n3
   const [n1, n2, n3] = nodes as [TestNode, TestNode, TestNode];
@@ -89,8 +93,13 @@ t.test('three managers: split, clean stop, cut-off node fences itself', async (t
   // n2 cut off from NATS (its connection closed under it, no clean release)
   const cut = Date.now();
   const n2Had = n2.hosted.size;
+  const n2Shards = [...n2.hosted];
   await n2.bus.nc.close();
-  const fenced = await until(() => n2.hosted.size === 0, 10_000, 'n2 to fence itself');
+  await until(() => n2Shards.every((s) => !n2.manager.mayServe(s)), 5000, "n2's lease check to lapse");
+  const lapsedAfter = Date.now() - cut;
+  t.ok(lapsedAfter <= 4000, `n2 refuses letters for its shards ${lapsedAfter} ms after the cut (renewals stopped)`);
+  await until(() => n2.hosted.size === 0, 10_000, 'n2 to fence itself');
+  const fenced = Date.now() - cut;
   t.ok(n2Had > 0 && fenced < 5000, `n2 stopped hosting ${n2Had} shards after ${fenced} ms, before the 5 s lease TTL`);
   await until(() => coverage([n1]).covered === SHARDS, 15_000, 'n1 to take everything');
   t.comment(`hard cut: n1 hosts all shards ${Date.now() - cut} ms after the cut`);
