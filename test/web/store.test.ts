@@ -48,6 +48,11 @@ t.test('a shopper finds a book despite a typo, buys the ebook and downloads it',
   const suggestions = page.getByTestId('suggestions');
   await t.resolves(suggestions.getByText('Dune', { exact: true }).waitFor(), 'Dune is suggested for "Frank Her"');
   t.ok(await suggestions.getByText('Dune Messiah').isVisible(), 'and Dune Messiah');
+  await box.press('ArrowDown');
+  t.equal(await suggestions.getByRole('option').first().getAttribute('aria-selected'), 'true', 'the arrow key moves into the suggestions');
+  t.equal(await box.getAttribute('aria-activedescendant'), 'suggestion-0');
+  await box.press('Escape');
+  await suggestions.waitFor({ state: 'hidden' });
 
   // a search with a typo still finds it
   await box.fill('dispossesed');
@@ -112,6 +117,27 @@ t.test('a shopper finds a book despite a typo, buys the ebook and downloads it',
   await page.getByRole('link', { name: 'Orders' }).click();
   await t.resolves(page.getByTestId('orders').getByText('The Dispossessed').waitFor(), 'the order is in the history');
   t.equal(await page.getByTestId('orders').getByTestId('order-state').first().textContent(), 'Ready');
+
+  // a print book: the address is asked for, saved to the address book, and the order ships
+  await page.goto(`/store/books/${ids['Kindred']}`);
+  await page.getByRole('button', { name: 'Add to cart' }).click();
+  await page.getByText('is in your cart').last().waitFor();
+  await page.goto('/store/checkout');
+  await page.getByLabel('Full name').fill('Dana Franklin');
+  await page.getByLabel('Address', { exact: true }).fill('1 Rufus Lane');
+  await page.getByLabel('Postal code').fill('OX1 1DP');
+  await page.getByLabel('City').fill('Oxford');
+  await page.getByLabel('Country').selectOption('GB');
+  await page.getByRole('button', { name: 'Place order and pay' }).click();
+  await page.waitForURL((u) => /\/store\/orders\/[0-9a-f-]+$/.test(u.pathname) && !u.pathname.endsWith(orderId));
+  await t.resolves(page.getByTestId('order-state').getByText('Ready').waitFor({ timeout: 20_000 }), 'the print order is fulfilled');
+  await t.resolves(page.getByText(/tracking number/).waitFor(), 'with a shipment');
+  const token = (await page.evaluate(() => JSON.parse(localStorage.getItem('kindred.session')!))).token;
+  const book = (await api(server.base, 'GET', `/v1/books/${ids['Kindred']}`)).body.book;
+  t.equal(book.stock, 2, 'one print copy sold (3 → 2)');
+  const saved = (await api(server.base, 'GET', '/v1/customers/me/addresses', { token })).body.addresses;
+  t.equal(saved.length, 1, 'the address was saved to the address book');
+  t.equal(saved[0].city, 'Oxford');
 
   t.same(errors, [], 'no script errors');
 });

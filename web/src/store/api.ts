@@ -3,7 +3,7 @@
  * Every path the front end uses for the store is here, so the pages never spell one.
  */
 import { api } from '../api.js';
-import type { Book, CartLine, OrderView, SearchResult, ShippingAddress, Suggestion } from './types.js';
+import type { Book, CartLine, OrderView, SavedAddress, SearchResult, ShippingAddress, Suggestion } from './types.js';
 
 export interface SearchParams {
   q: string;
@@ -34,6 +34,8 @@ export const storeApi = {
   /** answers at once (waitMs=0): the order page follows the settlement through live `order` events */
   checkout: (idempotencyKey: string, body: { shippingAddress?: ShippingAddress }) =>
     api<{ order: OrderView; created: boolean }>('POST', '/v1/orders?waitMs=0', { json: body, headers: { 'Idempotency-Key': idempotencyKey } }),
+  addresses: () => api<{ addresses: SavedAddress[] }>('GET', '/v1/customers/me/addresses'),
+  saveAddress: (a: ShippingAddress) => api<{ address: SavedAddress }>('POST', '/v1/customers/me/addresses', { json: { ...a, default: true } }),
   orders: (before?: string) => api<{ orders: OrderView[]; next: string | null }>('GET', `/v1/orders?${query({ before, limit: 20 })}`),
   order: (orderId: string) => api<{ order: OrderView }>('GET', `/v1/orders/${encodeURIComponent(orderId)}`),
   cancel: (orderId: string) => api<{ order: OrderView }>('POST', `/v1/orders/${encodeURIComponent(orderId)}/cancel`),

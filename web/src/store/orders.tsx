@@ -13,7 +13,7 @@ import { Page } from '../ui/page.js';
 import { storeApi } from './api.js';
 import { cartLines, reloadCart } from './cart-state.js';
 import { Cover } from './pages.js';
-import { FINAL_STATES, formatPrice, STATE_TEXT, type Book, type OrderState, type OrderView, type ShippingAddress } from './types.js';
+import { FINAL_STATES, formatPrice, STATE_TEXT, type Book, type OrderState, type OrderView, type SavedAddress, type ShippingAddress } from './types.js';
 
 function useBooks(ids: string[]): Record<string, Book> {
   const [books, setBooks] = useState<Record<string, Book>>({});
@@ -128,10 +128,22 @@ export function CheckoutPage() {
   const books = useBooks(lines.map((l) => l.bookId));
   const needsAddress = lines.some((l) => l.format === 'print');
   const [address, setAddress] = useState<ShippingAddress>({ name: '', line1: '', line2: '', city: '', postalCode: '', country: '' });
+  const [saved, setSaved] = useState<SavedAddress[]>([]);
+  /** the chosen saved address, or '' for a new one typed in */
+  const [chosen, setChosen] = useState('');
+  const [remember, setRemember] = useState(true);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   useEffect(() => {
     reloadCart().catch(setError);
+    // the address book is a convenience: without it the form still works
+    storeApi
+      .addresses()
+      .then(({ addresses }) => {
+        setSaved(addresses);
+        setChosen((addresses.find((a) => a.isDefault) ?? addresses[0])?.addressId ?? '');
+      })
+      .catch(() => undefined);
   }, []);
 
   async function pay(e: Event) {
@@ -139,8 +151,19 @@ export function CheckoutPage() {
     setBusy(true);
     setError(null);
     try {
-      const shippingAddress = needsAddress ? { ...address, ...(address.line2 ? {} : { line2: undefined }) } : undefined;
-      if (shippingAddress && !shippingAddress.line2) delete shippingAddress.line2;
+      let shippingAddress: ShippingAddress | undefined;
+      if (needsAddress) {
+        const pick = saved.find((a) => a.addressId === chosen);
+        const from = pick ?? address;
+        shippingAddress = { name: from.name, line1: from.line1, city: from.city, postalCode: from.postalCode, country: from.country };
+        if (from.line2) shippingAddress.line2 = from.line2;
+        if (!pick && remember) {
+          // saved once: a retry after a failed checkout picks it instead of saving it again
+          const { address: added } = await storeApi.saveAddress(shippingAddress);
+          setSaved((list) => [...list, added]);
+          setChosen(added.addressId);
+        }
+      }
       const { order } = await storeApi.checkout(checkoutKey(), shippingAddress ? { shippingAddress } : {});
       sessionStorage.removeItem(KEY);
       await reloadCart().catch(() => undefined);
@@ -197,6 +220,22 @@ export function CheckoutPage() {
         {needsAddress && (
           <fieldset class="card">
             <legend>Delivery address</legend>
+            {saved.length > 0 && (
+              <div role="radiogroup" aria-label="Saved addresses" class="saved-addresses">
+                {saved.map((a) => (
+                  <label class="check">
+                    <input type="radio" name="saved-address" checked={chosen === a.addressId} onChange={() => setChosen(a.addressId)} />
+                    {a.label ? `${a.label}: ` : ''}
+                    {a.name}, {a.line1}, {a.postalCode} {a.city}, {a.country}
+                  </label>
+                ))}
+                <label class="check">
+                  <input type="radio" name="saved-address" checked={chosen === ''} onChange={() => setChosen('')} />A new address
+                </label>
+              </div>
+            )}
+            {chosen === '' && (
+              <>
             {field('name', 'Full name', { autoComplete: 'name' })}
             {field('line1', 'Address', { autoComplete: 'address-line1' })}
             {field('line2', 'Address line 2 (optional)', { autoComplete: 'address-line2', required: false })}
@@ -213,6 +252,12 @@ export function CheckoutPage() {
                 ))}
               </select>
             </div>
+            <label class="check">
+              <input type="checkbox" checked={remember} onChange={(e) => setRemember(e.currentTarget.checked)} />
+              Save this address for next time
+            </label>
+              </>
+            )}
           </fieldset>
         )}
         <section class="card">

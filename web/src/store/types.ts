@@ -55,6 +55,13 @@ export interface ShippingAddress {
   country: string;
 }
 
+/** an entry of the customer's address book (Customers service) */
+export interface SavedAddress extends Required<ShippingAddress> {
+  addressId: string;
+  label: string;
+  isDefault: boolean;
+}
+
 export interface OrderView {
   orderId: string;
   customerId: string;
