@@ -54,6 +54,8 @@ interface Meta {
   /** lowercase, accents removed: the title sort key */
   titleKey: string;
   authors: string[];
+  /** the authors folded (lowercase, no accents), for the author filter */
+  authorKeys: string[];
   priceCents: number;
   /** bit 1: ebook, bit 2: print */
   formats: number;
@@ -93,6 +95,10 @@ export class BookIndex {
   private readonly meta = new Map<string, Meta>();
   /** ISBNs are looked up exactly, not indexed as terms: a million unique terms would slow every fuzzy search */
   private readonly byIsbn = new Map<string, string>();
+  /** folded author name → the ids of their books: the author filter without text reads only these */
+  private readonly byAuthor = new Map<string, Set<string>>();
+  /** author name → books, over the whole catalogue: the author facet when nothing narrows it */
+  private readonly authorTotals = new Map<string, number>();
 
   constructor() {
     this.mini = new MiniSearch<Doc>({
@@ -119,11 +125,7 @@ export class BookIndex {
   }
 
   upsert(book: Book): void {
-    const old = this.meta.get(book.bookId);
-    if (old) {
-      this.mini.discard(book.bookId);
-      if (this.byIsbn.get(old.isbn) === book.bookId) this.byIsbn.delete(old.isbn);
-    }
+    if (this.meta.has(book.bookId)) this.remove(book.bookId);
     this.mini.add({
       id: book.bookId,
       title: book.title,
@@ -131,10 +133,19 @@ export class BookIndex {
       description: book.description,
     });
     this.byIsbn.set(book.isbn, book.bookId);
+    const authorKeys = book.authors.map(fold);
+    authorKeys.forEach((key, i) => {
+      let ids = this.byAuthor.get(key);
+      if (!ids) this.byAuthor.set(key, (ids = new Set()));
+      ids.add(book.bookId);
+      const name = book.authors[i]!;
+      this.authorTotals.set(name, (this.authorTotals.get(name) ?? 0) + 1);
+    });
     this.meta.set(book.bookId, {
       title: book.title,
       titleKey: fold(book.title).replace(/^(the|a|an) /, ''),
       authors: book.authors,
+      authorKeys,
       priceCents: book.priceCents,
       formats: book.formats.reduce((bits, f) => bits | FORMAT_BITS[f], 0),
       createdAt: book.createdAt,
@@ -148,6 +159,15 @@ export class BookIndex {
     if (!m) return;
     this.mini.discard(bookId);
     if (this.byIsbn.get(m.isbn) === bookId) this.byIsbn.delete(m.isbn);
+    m.authorKeys.forEach((key, i) => {
+      const ids = this.byAuthor.get(key);
+      ids?.delete(bookId);
+      if (ids?.size === 0) this.byAuthor.delete(key);
+      const name = m.authors[i]!;
+      const n = (this.authorTotals.get(name) ?? 1) - 1;
+      if (n > 0) this.authorTotals.set(name, n);
+      else this.authorTotals.delete(name);
+    });
     this.meta.delete(bookId);
   }
 
@@ -185,11 +205,16 @@ export class BookIndex {
 
   search(query: SearchQuery): SearchHits {
     const q = query.q.trim();
-    const candidates: Array<{ id: string; score: number }> = q === '' ? [...this.meta.keys()].map((id) => ({ id, score: 0 })) : this.match(q);
     const wantBits = query.format ? FORMAT_BITS[query.format] : 0;
     const minP = query.minPriceCents ?? 0;
     const maxP = query.maxPriceCents ?? Number.POSITIVE_INFINITY;
     const author = query.author ? fold(query.author) : undefined;
+    const narrowedOtherwise = wantBits !== 0 || query.minPriceCents !== undefined || query.maxPriceCents !== undefined;
+    // Without text, an author filter reads only that author's books, and the author facet is
+    // the catalogue-wide count unless format or price narrow it.
+    const authorOnly = q === '' && author !== undefined && !narrowedOtherwise;
+    const candidates: Iterable<{ id: string; score: number }> =
+      q !== '' ? this.match(q) : authorOnly ? [...(this.byAuthor.get(author) ?? [])].map((id) => ({ id, score: 0 })) : this.everything();
 
     // Disjunctive facets: each facet counts with every filter applied except its own.
     const facets: Facets = { format: { ebook: 0, print: 0 }, price: PRICE_BUCKETS.map((b) => ({ ...b, count: 0 })), author: [] };
@@ -200,7 +225,7 @@ export class BookIndex {
       if (!m) continue;
       const fmtOk = wantBits === 0 || (m.formats & wantBits) !== 0;
       const priceOk = m.priceCents >= minP && m.priceCents <= maxP;
-      const authorOk = author === undefined || m.authors.some((a) => fold(a) === author);
+      const authorOk = author === undefined || m.authorKeys.includes(author);
       if (priceOk && authorOk) {
         if (m.formats & 1) facets.format.ebook++;
         if (m.formats & 2) facets.format.print++;
@@ -209,10 +234,10 @@ export class BookIndex {
         const bucket = facets.price.find((b) => m.priceCents >= b.min && (b.max === null || m.priceCents < b.max));
         if (bucket) bucket.count++;
       }
-      if (fmtOk && priceOk) for (const a of m.authors) authorCounts.set(a, (authorCounts.get(a) ?? 0) + 1);
+      if (fmtOk && priceOk && !authorOnly) for (const a of m.authors) authorCounts.set(a, (authorCounts.get(a) ?? 0) + 1);
       if (fmtOk && priceOk && authorOk) hits.push({ id: c.id, score: c.score, m });
     }
-    facets.author = [...authorCounts]
+    facets.author = [...(authorOnly ? this.authorTotals : authorCounts)]
       .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
       .slice(0, AUTHOR_FACET_SIZE)
       .map(([name, count]) => ({ name, count }));
@@ -228,6 +253,10 @@ export class BookIndex {
     const start = (query.page - 1) * query.size;
     const end = start + query.size;
     return { bookIds: topK(hits, end, order).slice(start, end).map((h) => h.id), total: hits.length, facets };
+  }
+
+  private *everything(): Generator<{ id: string; score: number }> {
+    for (const id of this.meta.keys()) yield { id, score: 0 };
   }
 
   /** Type-ahead: books whose title or authors start with the typed words (last one a prefix), best first. */
