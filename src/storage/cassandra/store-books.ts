@@ -53,6 +53,8 @@ const TABLES: Array<[string, string]> = [
 /** Rounds of one operation before it gives up with UNAVAILABLE (each round, some competing change won). */
 const ROUNDS = 64;
 const STOCK_ROW = '';
+/** An ISBN claim without its book is taken over after this long (a create takes far less). */
+const ORPHAN_CLAIM_MS = 30_000;
 
 function toStored(r: Row, stock: number): StoredBook {
   return {
@@ -97,7 +99,7 @@ export class CassandraBookStore implements BookStore {
       pageFirst: `SELECT ${COLS} FROM ${ks}.books LIMIT ?`,
       claimIsbn: `INSERT INTO ${ks}.books_by_isbn (isbn, book_id) VALUES (?, ?) IF NOT EXISTS`,
       moveIsbn: `UPDATE ${ks}.books_by_isbn SET book_id = ? WHERE isbn = ? IF book_id = ?`,
-      isbn: `SELECT book_id FROM ${ks}.books_by_isbn WHERE isbn = ?`,
+      isbn: `SELECT book_id, WRITETIME(book_id) AS claimed_us FROM ${ks}.books_by_isbn WHERE isbn = ?`,
       freeIsbn: `DELETE FROM ${ks}.books_by_isbn WHERE isbn = ? IF book_id = ?`,
       stock: `SELECT available FROM ${ks}.book_stock WHERE book_id = ? AND order_id = ''`,
       stockAndHold: `SELECT order_id, available, quantity FROM ${ks}.book_stock WHERE book_id = ? AND order_id IN ('', ?)`,
@@ -174,18 +176,24 @@ export class CassandraBookStore implements BookStore {
     ];
   }
 
-  /** Makes `bookId` the owner of `isbn`; CONFLICT when a live book owns it. A claim whose book is gone is taken over. */
+  /**
+   * Makes `bookId` the owner of `isbn`; CONFLICT when another book owns it. A claim whose book
+   * does not exist is taken over only once it is older than ORPHAN_CLAIM_MS: younger, it may
+   * belong to a create still between its claim and its book row.
+   */
   private async claimIsbn(isbn: string, bookId: string): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       const r = await this.cas(this.q.claimIsbn, [isbn, bookId]);
-      let owner: string | undefined;
       if (r?.applied) return;
-      owner = r ? (r.row.book_id as string) : ((await this.serial(this.q.isbn, [isbn]))[0]?.book_id as string | undefined);
+      const claim = (await this.serial(this.q.isbn, [isbn]))[0];
+      const owner = claim?.book_id as string | undefined;
       if (owner === bookId) return;
       if (owner === undefined) continue;
-      // A claim left by a create that crashed before writing its book, or by a deleted book: take it over.
+      const conflict = new KindredError('CONFLICT', `isbn: ${isbn} is already the ISBN of book ${owner}`);
       const live = (await this.s.execute(this.q.get, [owner], { idempotent: true })).first();
-      if (live && live.isbn === isbn) throw new KindredError('CONFLICT', `isbn: ${isbn} is already the ISBN of book ${owner}`);
+      if (live && live.isbn === isbn) throw conflict;
+      // A claim left by a create that crashed before writing its book, or by a deleted or re-numbered book.
+      if (Date.now() - toNum(claim!.claimed_us) / 1000 < ORPHAN_CLAIM_MS) throw conflict;
       await this.cas(this.q.moveIsbn, [bookId, isbn, owner]);
       await backoff(round);
     }
@@ -216,10 +224,20 @@ export class CassandraBookStore implements BookStore {
   /** No batching gain on Cassandra (each book is its own partitions and ISBN claim): 16 at a time. */
   async createMany(books: Array<{ record: BookRecord; stock: number }>): Promise<Array<Error | undefined>> {
     const out: Array<Error | undefined> = new Array(books.length);
+    // A later line with the ISBN of an earlier one loses, as it would one by one.
+    const firstOf = new Map<string, string>();
+    const todo: number[] = [];
+    books.forEach((b, i) => {
+      const first = firstOf.get(b.record.isbn);
+      if (first === undefined) {
+        firstOf.set(b.record.isbn, b.record.bookId);
+        todo.push(i);
+      } else out[i] = new KindredError('CONFLICT', `isbn: ${b.record.isbn} is already the ISBN of book ${first}`);
+    });
     let next = 0;
     const worker = async () => {
-      while (next < books.length) {
-        const i = next++;
+      while (next < todo.length) {
+        const i = todo[next++]!;
         try {
           await this.create(books[i]!.record, books[i]!.stock);
           out[i] = undefined;
