@@ -27,7 +27,8 @@ export async function openPage(browser: Browser, base: string, opts: { phone?: b
     ...(opts.phone ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {}),
     acceptDownloads: true,
   });
-  context.setDefaultTimeout(15_000);
+  // generous: CI runs two test files at once on two cores; a passing step takes far less
+  context.setDefaultTimeout(30_000);
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));

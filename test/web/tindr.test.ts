@@ -14,6 +14,9 @@ import type { Page } from 'playwright-core';
 import { api, startTestServer } from '../helpers/server.js';
 import { launchBrowser, openPage } from './browser.js';
 
+// a browser on a busy 2-core machine (CI runs two test files at once) needs more than tap's default
+t.setTimeout(300_000);
+
 const dir = mkdtempSync(join(tmpdir(), 'kindred-photos-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
