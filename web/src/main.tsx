@@ -106,10 +106,23 @@ function Header() {
   );
 }
 
+/** Says so when live updates stop (the socket is reconnecting), rather than letting a page go quietly stale. */
+function LiveBanner() {
+  const me = useStore(session);
+  const state = useStore(liveState);
+  if (!me || state !== 'offline') return null;
+  return (
+    <p class="live-banner" role="status">
+      Live updates are paused: reconnecting…
+    </p>
+  );
+}
+
 function App() {
   return (
     <>
       <Header />
+      <LiveBanner />
       <Notices />
       <main id="main">
         <Router />
