@@ -164,6 +164,23 @@ export function ordersContract(t: TapT, name: string, open: () => Promise<OrderS
       t.same(await store.useDownload('missing', now), { ok: false, reason: 'not_found' });
     });
 
+    t.test('fulfilment records are written with the transition', async (t) => {
+      const { order } = await store.create(sampleOrder(newId(), 'fulfil'));
+      const at = Date.now();
+      const tokenId = `tok${newId()}`;
+      const trackingId = `KT${newId()}`;
+      const address = { name: 'Ada', line1: '1 Road', city: 'Town', postalCode: '1', country: 'GB' };
+      const next = await store.transition(order.orderId, 1, {
+        to: 'fulfilled',
+        at,
+        downloads: [{ tokenId, orderId: order.orderId, customerId: order.customerId, bookId: 'b', expiresAt: at + 60_000, maxUses: 1, uses: 0 }],
+        shipment: { trackingId, carrier: 'c', createdAt: at, orderId: order.orderId, address },
+      });
+      t.equal(next?.state, 'fulfilled');
+      t.equal((await store.useDownload(tokenId, at)).ok, true, 'the link exists');
+      t.equal((await store.shipment(trackingId))?.orderId, order.orderId, 'the shipment exists');
+    });
+
     t.test('shipments are created once', async (t) => {
       const address = { name: 'Ada', line1: '1 Road', city: 'Town', postalCode: '1', country: 'GB' };
       const trackingId = `KT${newId()}`;

@@ -201,6 +201,9 @@ export class CassandraOrderStore implements OrderStore {
       updatedAt: change.at,
     };
     if (next.pending) await this.s.execute(this.q.addPending, [bucketOf(orderId), orderId], { idempotent: true });
+    // other partitions: written first, each once, so they exist when the transition is seen
+    for (const d of change.downloads ?? []) await this.createDownload(d);
+    if (change.shipment) await this.createShipment(change.shipment);
     const applied = await this.lwt(
       async () => {
         const rs = await this.s.batch([

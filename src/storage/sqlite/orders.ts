@@ -201,6 +201,8 @@ export class SqliteOrderStore implements OrderStore {
           const row = this.s.get.get(orderId) as OrderRow | undefined;
           if (!row || row.version !== expectVersion) return undefined;
           const current = toRecord(row);
+          for (const d of change.downloads ?? []) this.s.addDownload.run(d.tokenId, d.orderId, d.customerId, d.bookId, d.expiresAt, d.maxUses, d.uses);
+          if (change.shipment) this.s.addShipment.run(change.shipment.trackingId, change.shipment.orderId, JSON.stringify(change.shipment));
           const next: OrderRecord = {
             ...current,
             state: change.to,

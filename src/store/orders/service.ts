@@ -41,7 +41,7 @@ import { BooksClient, PaymentsClient } from './clients.js';
 import type { DownloadsApi } from './downloads.js';
 import type { SettlementPool } from './pool.js';
 import { verifyDownloadToken } from './settlement-tasks.js';
-import { TERMINAL_STATES, type Fulfilment, type OrderRecord, type OrderStore } from './storage.js';
+import { TERMINAL_STATES, type DownloadRecord, type Fulfilment, type OrderRecord, type OrderStore, type ShipmentRecord } from './storage.js';
 import { validateCartLine, validateCheckout, validateIdempotencyKey } from './validate.js';
 import { orderView } from './views.js';
 
@@ -86,6 +86,9 @@ export interface OrdersServiceDeps {
   onSettled?: (state: OrderState, ms: number) => void;
 }
 
+/** What a step did: moved the order (its new record), lost a race or backed off ('again'), or left it resting. */
+type StepResult = 'again' | 'rest' | OrderRecord;
+
 const RETRY_BASE_MS = 200;
 const RETRY_MAX_MS = 5_000;
 const PAGE_MAX = 100;
@@ -108,7 +111,7 @@ export class OrdersService implements DownloadsApi {
   /** orderId → the tail of that order's local work chain: one step at a time per order on this node */
   private readonly locks = new Map<string, Promise<unknown>>();
   /** orderId → callbacks waiting for its next transition */
-  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly waiters = new Map<string, Set<(order?: OrderRecord) => void>>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly background = new Set<Promise<unknown>>();
@@ -248,7 +251,7 @@ export class OrdersService implements DownloadsApi {
     if (created) {
       this.announce(order, null);
       if (fromCart) await store.clearCart(req.customerId).catch(() => undefined);
-      this.spawn(this.drive(order.orderId));
+      this.spawn(this.drive(order.orderId, order));
     }
     return { order: orderView(await this.waitForRest(order, waitMs)), created };
   }
@@ -258,20 +261,20 @@ export class OrdersService implements DownloadsApi {
     const deadline = this.now() + waitMs;
     let current = order;
     while (!(TERMINAL_STATES.includes(current.state) && !current.pending) && this.now() < deadline) {
-      await new Promise<void>((resolve) => {
+      const seen = await new Promise<OrderRecord | undefined>((resolve) => {
         const set = this.waiters.get(order.orderId) ?? new Set();
         this.waiters.set(order.orderId, set);
-        const done = () => {
+        const done = (o?: OrderRecord) => {
           clearTimeout(timer);
           set.delete(done);
           if (set.size === 0) this.waiters.delete(order.orderId);
-          resolve();
+          resolve(o);
         };
-        // woken by a local transition; the timer catches transitions made by another node
+        // woken by a local transition (with its record); the timer catches another node's
         const timer = setTimeout(done, Math.min(1000, Math.max(1, deadline - this.now())));
         set.add(done);
       });
-      current = (await this.deps.store.get(order.orderId)) ?? current;
+      current = seen && seen.version >= current.version ? seen : ((await this.deps.store.get(order.orderId)) ?? current);
     }
     return current;
   }
@@ -291,14 +294,13 @@ export class OrdersService implements DownloadsApi {
   }
 
   /** Moves the order forward until it rests: terminal with nothing owed, or waiting for a webhook. */
-  drive(orderId: string): Promise<void> {
+  drive(orderId: string, known?: OrderRecord): Promise<void> {
     return this.withLock(orderId, async () => {
       let attempt = 0;
+      let order = known ?? (await this.deps.store.get(orderId));
       for (;;) {
-        if (this.stopped) return;
-        const order = await this.deps.store.get(orderId);
-        if (!order) return;
-        let next: 'again' | 'rest';
+        if (this.stopped || !order) return;
+        let next: StepResult;
         try {
           next = await this.step(order);
           attempt = 0;
@@ -311,6 +313,8 @@ export class OrdersService implements DownloadsApi {
           next = 'again';
         }
         if (next === 'rest') return;
+        // the record a transition returned is current; otherwise read where the order is now
+        order = typeof next === 'object' ? next : await this.deps.store.get(orderId);
       }
     });
   }
@@ -320,7 +324,7 @@ export class OrdersService implements DownloadsApi {
   }
 
   /** One step of the state machine. Throws a transient error to be retried with backoff. */
-  private async step(order: OrderRecord): Promise<'again' | 'rest'> {
+  private async step(order: OrderRecord): Promise<StepResult> {
     switch (order.state) {
       case 'created': {
         const print = order.lines.filter((l) => l.format === 'print').map((l) => ({ bookId: l.bookId, quantity: l.quantity }));
@@ -350,8 +354,8 @@ export class OrdersService implements DownloadsApi {
       }
       case 'paid': {
         await this.books.commit(order.orderId);
-        const fulfilment = await this.fulfil(order);
-        return this.move(order, 'fulfilled', { fulfilment, pending: false });
+        const { fulfilment, downloads, shipment } = await this.fulfil(order);
+        return this.move(order, 'fulfilled', { fulfilment, downloads, shipment, pending: false });
       }
       case 'failed':
       case 'cancelled':
@@ -364,7 +368,7 @@ export class OrdersService implements DownloadsApi {
   }
 
   /** Applies a payment outcome to an order waiting for its payment. */
-  private onOutcome(order: OrderRecord, outcome: PaymentOutcome): Promise<'again' | 'rest'> | 'again' | 'rest' {
+  private onOutcome(order: OrderRecord, outcome: PaymentOutcome): Promise<StepResult> | StepResult {
     switch (outcome.status) {
       case 'succeeded':
         return this.move(order, 'paid');
@@ -387,7 +391,7 @@ export class OrdersService implements DownloadsApi {
    * a payment that may stand (the provider was unreachable, the customer cancelled while it
    * was in flight, or it succeeded late) is cancelled or refunded. Then `pending` clears.
    */
-  private async cleanUp(order: OrderRecord): Promise<'again' | 'rest'> {
+  private async cleanUp(order: OrderRecord): Promise<StepResult> {
     if (order.lines.some((l) => l.format === 'print')) await this.books.release(order.orderId);
     const mayHavePaid = order.state !== 'failed' || !/^(out_of_stock|stock_unavailable|payment_declined)/.test(order.reason ?? '');
     if (mayHavePaid) {
@@ -405,8 +409,9 @@ export class OrdersService implements DownloadsApi {
     return 'again';
   }
 
-  private async fulfil(order: OrderRecord): Promise<Fulfilment> {
-    const { config, store, pool } = this.deps;
+  /** The fulfilment of a paid order: download links and a shipment, written with the `fulfilled` transition. */
+  private async fulfil(order: OrderRecord): Promise<{ fulfilment: Fulfilment; downloads: DownloadRecord[]; shipment?: ShipmentRecord }> {
+    const { config, pool } = this.deps;
     const ebooks = order.lines.filter((l) => l.format === 'ebook').map((l) => l.bookId);
     const hasPrint = order.lines.some((l) => l.format === 'print');
     // Expiry counts from the payment, and is the same on every retry of this step.
@@ -414,33 +419,38 @@ export class OrdersService implements DownloadsApi {
     const expiresAt = paidAt + config.downloadTtlSeconds * 1000;
     const signed = await pool.sign({ orderId: order.orderId, customerId: order.customerId, ebooks, hasPrint, expiresAt, maxDownloads: config.maxDownloads });
     const fulfilment: Fulfilment = {};
+    const downloads: DownloadRecord[] = [];
+    let shipmentRecord: ShipmentRecord | undefined;
     if (signed.downloads.length > 0) {
       const links: DownloadLink[] = [];
       for (const d of signed.downloads) {
-        await store.createDownload({ tokenId: d.tokenId, orderId: order.orderId, customerId: order.customerId, bookId: d.bookId, expiresAt, maxUses: config.maxDownloads, uses: 0 });
+        downloads.push({ tokenId: d.tokenId, orderId: order.orderId, customerId: order.customerId, bookId: d.bookId, expiresAt, maxUses: config.maxDownloads, uses: 0 });
         links.push({ bookId: d.bookId, url: `/downloads/${d.token}`, expiresAt, maxDownloads: config.maxDownloads });
       }
       fulfilment.downloads = links;
     }
     if (signed.trackingId && order.shippingAddress) {
       const shipment = { trackingId: signed.trackingId, carrier: 'kindred-post', createdAt: paidAt };
-      await store.createShipment({ ...shipment, orderId: order.orderId, address: order.shippingAddress });
+      shipmentRecord = { ...shipment, orderId: order.orderId, address: order.shippingAddress };
       fulfilment.shipment = shipment;
     }
-    return fulfilment;
+    return { fulfilment, downloads, ...(shipmentRecord ? { shipment: shipmentRecord } : {}) };
   }
 
   /**
    * One transition, persisted before anyone hears of it. 'again' either way: if another
    * writer moved the order first, the next round sees where it is now.
    */
-  private async move(order: OrderRecord, to: OrderState, change: { reason?: string; pending?: boolean; fulfilment?: Fulfilment } = {}): Promise<'again'> {
+  private async move(
+    order: OrderRecord,
+    to: OrderState,
+    change: { reason?: string; pending?: boolean; fulfilment?: Fulfilment; downloads?: DownloadRecord[]; shipment?: ShipmentRecord } = {},
+  ): Promise<StepResult> {
     const next = await this.deps.store.transition(order.orderId, order.version, { to, at: this.now(), ...change });
-    if (next) {
-      this.announce(next, order.state);
-      if (to === 'fulfilled') this.deps.onSettled?.(to, next.updatedAt - next.createdAt);
-    }
-    return 'again';
+    if (!next) return 'again';
+    this.announce(next, order.state);
+    if (to === 'fulfilled') this.deps.onSettled?.(to, next.updatedAt - next.createdAt);
+    return next;
   }
 
   private announce(order: OrderRecord, from: OrderState | null): void {
@@ -448,12 +458,12 @@ export class OrdersService implements DownloadsApi {
     const event: OrderEvent = { type: 'order.transition', order: view, from };
     this.deps.bus.publish(SUBJECTS.orderEvents, event);
     this.deps.notify(order.customerId, { type: 'order', order: view, from });
-    this.wake(order.orderId);
+    this.wake(order.orderId, order);
   }
 
-  private wake(orderId: string): void {
+  private wake(orderId: string, order?: OrderRecord): void {
     const set = this.waiters.get(orderId);
-    if (set) for (const done of [...set]) done();
+    if (set) for (const done of [...set]) done(order);
   }
 
   /** A verified webhook: moves an order waiting for its payment, or refunds a payment that came too late. */

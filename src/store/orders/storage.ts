@@ -54,6 +54,9 @@ export interface TransitionChange {
   fulfilment?: Fulfilment | null;
   /** default: true for middle states, false for terminal ones */
   pending?: boolean;
+  /** fulfilment records written with the transition (SQLite: same transaction; Cassandra: just before it, each insert-once) */
+  downloads?: DownloadRecord[];
+  shipment?: ShipmentRecord;
 }
 
 export interface DownloadRecord {

@@ -91,6 +91,7 @@ export async function startStoreOrders(opts: {
     if (recovered > 0) log.info({ recovered }, 'orders: recovering orders left in a middle state');
   } catch (err) {
     payments.stop();
+    client.close();
     await pool.close().catch(() => undefined);
     if (!opts.store) await store.close().catch(() => undefined);
     throw err;
@@ -121,6 +122,7 @@ export async function startStoreOrders(opts: {
       clearTimeout(registering);
       await orders.stop();
       payments.stop();
+      client.close();
       await pool.close().catch(() => undefined);
       if (!opts.store) await store.close();
     },

@@ -4,7 +4,12 @@
  * exponential backoff and jitter on timeouts, connection failures, 429 and 5xx. Retries are
  * safe because every mutating call carries an idempotency key derived from the order, so
  * a charge that went through before its answer was lost is found again, not made twice.
+ *
+ * It uses node:http with a keep-alive agent rather than fetch: at hundreds of settlements per
+ * second fetch's per-request overhead was a visible share of the server's CPU.
  */
+import http from 'node:http';
+import https from 'node:https';
 import { KindredError } from '../../errors.js';
 
 export interface ProviderIntent {
@@ -45,7 +50,13 @@ export class ProviderClient {
   /** counters for tests and metrics: how often a call had to be retried */
   retries = 0;
 
+  private readonly url: URL;
+  private readonly agent: http.Agent;
+
   constructor(private readonly opts: ProviderClientOptions) {
+    this.url = new URL(opts.baseUrl);
+    const secure = this.url.protocol === 'https:';
+    this.agent = new (secure ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: 512, maxFreeSockets: 256, scheduling: 'lifo' });
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.attempts = opts.attempts ?? 4;
     this.backoffMs = opts.backoffMs ?? 100;
@@ -75,6 +86,39 @@ export class ProviderClient {
     return this.call('POST', '/v1/refunds', `kindred-order-${orderId}-refund`, { payment_intent: intentId });
   }
 
+  /** One HTTP exchange with a deadline for the whole of it (connect, send, answer). */
+  private send(method: string, path: string, headers: Record<string, string>, body: string | undefined): Promise<{ status: number; text: string }> {
+    const lib = this.url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+      const req = lib.request(
+        { protocol: this.url.protocol, hostname: this.url.hostname, port: this.url.port, method, path: `${this.url.pathname.replace(/\/$/, '')}${path}`, headers, agent: this.agent },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            clearTimeout(timer);
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+          });
+          res.on('error', (err) => {
+            clearTimeout(timer);
+            reject(err);
+          });
+        },
+      );
+      const timer = setTimeout(() => req.destroy(new TimeoutError(`no answer in ${this.timeoutMs} ms`)), this.timeoutMs);
+      req.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      req.end(body);
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
   registerWebhook(url: string): Promise<unknown> {
     return this.call('POST', '/v1/webhook_endpoints', undefined, { url });
   }
@@ -93,10 +137,9 @@ export class ProviderClient {
         await new Promise((r) => setTimeout(r, base * (0.5 + Math.random())));
       }
       try {
-        const res = await fetch(`${this.opts.baseUrl}${path}`, { method, headers, body: payload, signal: AbortSignal.timeout(this.timeoutMs) });
-        const text = await res.text();
-        if (res.ok) return JSON.parse(text) as T;
-        const err = parseError(text);
+        const res = await this.send(method, path, headers, payload);
+        if (res.status >= 200 && res.status < 300) return JSON.parse(res.text) as T;
+        const err = parseError(res.text);
         if (res.status === 429 || res.status >= 500) {
           last = new KindredError('UNAVAILABLE', `payment provider answered ${res.status}: ${err.message}`);
           continue;
@@ -110,13 +153,17 @@ export class ProviderClient {
         }
         const name = (err as Error).name;
         last =
-          name === 'TimeoutError' || name === 'AbortError'
+          name === 'TimeoutError'
             ? new KindredError('TIMEOUT', `payment provider did not answer in ${this.timeoutMs} ms`)
             : new KindredError('UNAVAILABLE', `payment provider unreachable: ${(err as Error).message}`);
       }
     }
     throw last instanceof KindredError ? last : new KindredError('UNAVAILABLE', 'payment provider unavailable');
   }
+}
+
+class TimeoutError extends Error {
+  override name = 'TimeoutError';
 }
 
 function parseError(text: string): { type: string; message: string } {
