@@ -112,7 +112,7 @@ export class UserActor implements Actor<UserMsg, unknown> {
    * memory above is empty, and a client resending what it never saw acknowledged must
    * get the stored message back, not a second copy.
    */
-  private readonly storedSends = new Map<string, Promise<Map<string, ChatMessage>>>();
+  private readonly storedSends = new Map<string, Promise<Map<string, string>>>();
 
   constructor(
     readonly userId: string,
@@ -281,8 +281,9 @@ export class UserActor implements Actor<UserMsg, unknown> {
     }
     const match = await this.activeMatch(to);
     if (clientId !== undefined) {
-      const stored = (await this.storedSendsIn(match)).get(clientIdDigest(this.userId, clientId));
-      if (stored && stored.recipientId === to) return later(Promise.resolve(this.redeliver(stored)));
+      const storedId = (await this.storedSendsIn(match)).get(clientIdDigest(this.userId, clientId));
+      const stored = storedId === undefined ? undefined : await this.deps.storage.messages.get(match.matchId, storedId);
+      if (stored && stored.senderId === this.userId && stored.recipientId === to) return later(Promise.resolve(this.redeliver(stored)));
     }
     const reply = this.store(match, to, body, connId, clientId);
     if (clientId !== undefined) {
@@ -294,13 +295,16 @@ export class UserActor implements Actor<UserMsg, unknown> {
     return later(reply);
   }
 
-  /** This user's messages in the conversation stored before this activation, by clientId digest. */
-  private storedSendsIn(match: MatchState): Promise<Map<string, ChatMessage>> {
+  /**
+   * The ids of this user's messages in the conversation stored before this activation, by
+   * clientId digest (ids only: a hit, which is rare, reads the message again).
+   */
+  private storedSendsIn(match: MatchState): Promise<Map<string, string>> {
     let index = this.storedSends.get(match.matchId);
     if (!index) {
       index = this.deps.storage.messages.page(match.matchId, match.firstBucket, { limit: STORED_RETRY_SCAN }).then((page) => {
-        const byDigest = new Map<string, ChatMessage>();
-        for (const m of page) if (m.senderId === this.userId) byDigest.set(idDigestPart(m.messageId), m);
+        const byDigest = new Map<string, string>();
+        for (const m of page) if (m.senderId === this.userId) byDigest.set(idDigestPart(m.messageId), m.messageId);
         return byDigest;
       });
       this.storedSends.set(match.matchId, index);
