@@ -76,70 +76,78 @@ export async function chat(o: Options): Promise<void> {
 
   const machine = machineInfo();
   const runs: TargetRun[] = [];
+  /** targets whose run failed (e.g. the server died): reported, and the other targets still run */
+  const failed: Array<{ target: string; error: string }> = [];
   for (const name of targets) {
-    log(`target ${name}: starting`);
-    const target = await startTarget(name, { entry, config: o.serverConfig(), keepData, prosodyArchive });
-    let fleet: Fleet | undefined;
     try {
-      log(`target ${target.version} (pid ${target.pid}); setup: ${pairs} pairs`);
-      const setup = await target.createAccounts(pairs * 2, { prefix: 'pair', pairs: true, concurrency: setupConcurrency });
-      log(`setup: ${setup.accounts.length} accounts in ${round(setup.seconds, 1)} s; connecting over ${protocol} from ${workers} workers`);
-      fleet = await Fleet.start({ workers, protocol, endpoints: { xmppTcp: target.xmppTcp, xmppWs: target.xmppWs, native: target.native }, accounts: setup.accounts });
-      const connect = await fleet.connect(connectConcurrency);
-      if (connect.ok < setup.accounts.length) log(`warning: ${setup.accounts.length - connect.ok} sessions failed: ${JSON.stringify(connect.failures)}`);
-      log(`connected ${connect.ok} sessions in ${round(connect.seconds, 1)} s (${connect.perSecond}/s)`);
-      const samplerStart = Date.now();
-      const sampler = new ProcSampler(target.pid, 1000, fleet.pids).start();
-      const phaseOffsets: number[] = [];
-      const runPhase = async (r: number, d: number, w: number, judged = true) => {
-        // the step-load's warm-up phase is not in the report's timeline
-        if (judged) phaseOffsets.push((Date.now() - samplerStart) / 1000);
-        const bar = new Progress(`${name} ${r} msgs/s`);
-        const res = await fleet!.phase({ rate: r, warmup: w, duration: d, body, drainMs: drain * 1000 }, (p) =>
-          bar.update(p.t, w + d, `sent ${p.sentPerSecond}/s recv ${p.receivedPerSecond}/s p99 ${ms(p.p99)}`),
-        );
-        bar.done();
-        return res;
-      };
-      let phase: PhaseResult | undefined;
-      let step: TargetRun['stepLoad'];
-      if (steps) {
-        step = await stepLoad(
-          async (r) => {
-            const res = await runPhase(r, stepDuration, stepWarmup);
-            await sleep(1000);
-            return res;
-          },
-          stepOpts,
-          log,
-          (r) => runPhase(r, 5, 0, false),
-        );
-        log(`${name}: max sustainable ${step.maxSustainable} msgs/s at p99 < ${stepOpts.limitMs} ms`);
-      } else {
-        phase = await runPhase(rate, duration, warmup);
+      log(`target ${name}: starting`);
+      const target = await startTarget(name, { entry, config: o.serverConfig(), keepData, prosodyArchive });
+      let fleet: Fleet | undefined;
+      try {
+        log(`target ${target.version} (pid ${target.pid}); setup: ${pairs} pairs`);
+        const setup = await target.createAccounts(pairs * 2, { prefix: 'pair', pairs: true, concurrency: setupConcurrency });
+        log(`setup: ${setup.accounts.length} accounts in ${round(setup.seconds, 1)} s; connecting over ${protocol} from ${workers} workers`);
+        fleet = await Fleet.start({ workers, protocol, endpoints: { xmppTcp: target.xmppTcp, xmppWs: target.xmppWs, native: target.native }, accounts: setup.accounts });
+        const connect = await fleet.connect(connectConcurrency);
+        if (connect.ok < setup.accounts.length) log(`warning: ${setup.accounts.length - connect.ok} sessions failed: ${JSON.stringify(connect.failures)}`);
+        log(`connected ${connect.ok} sessions in ${round(connect.seconds, 1)} s (${connect.perSecond}/s)`);
+        const samplerStart = Date.now();
+        const sampler = new ProcSampler(target.pid, 1000, fleet.pids).start();
+        const phaseOffsets: number[] = [];
+        const runPhase = async (r: number, d: number, w: number, judged = true) => {
+          // the step-load's warm-up phase is not in the report's timeline
+          if (judged) phaseOffsets.push((Date.now() - samplerStart) / 1000);
+          const bar = new Progress(`${name} ${r} msgs/s`);
+          const res = await fleet!.phase({ rate: r, warmup: w, duration: d, body, drainMs: drain * 1000 }, (p) =>
+            bar.update(p.t, w + d, `sent ${p.sentPerSecond}/s recv ${p.receivedPerSecond}/s p99 ${ms(p.p99)}`),
+          );
+          bar.done();
+          return res;
+        };
+        let phase: PhaseResult | undefined;
+        let step: TargetRun['stepLoad'];
+        if (steps) {
+          step = await stepLoad(
+            async (r) => {
+              const res = await runPhase(r, stepDuration, stepWarmup);
+              await sleep(1000);
+              return res;
+            },
+            stepOpts,
+            log,
+            (r) => runPhase(r, 5, 0, false),
+          );
+          log(`${name}: max sustainable ${step.maxSustainable} msgs/s at p99 < ${stepOpts.limitMs} ms`);
+        } else {
+          phase = await runPhase(rate, duration, warmup);
+        }
+        sampler.stop();
+        const contention = summarizeSamples(sampler.samples);
+        runs.push({
+          target: name,
+          version: target.version,
+          protocol,
+          setup: { accounts: setup.accounts.length, seconds: round(setup.seconds, 2) },
+          connect,
+          phase,
+          stepLoad: step,
+          phaseOffsets,
+          serverCpuCores: contention.serverCores,
+          serverRssMiBMax: round(contention.maxRssKiB / 1024, 1),
+          loadGenCores: contention.loadGenCores,
+          otherCores: contention.otherCores,
+          samples: sampler.samples,
+          serverLog: target.problems(),
+          config: target.config,
+        });
+      } finally {
+        await fleet?.close();
+        await target.stop();
       }
-      sampler.stop();
-      const contention = summarizeSamples(sampler.samples);
-      runs.push({
-        target: name,
-        version: target.version,
-        protocol,
-        setup: { accounts: setup.accounts.length, seconds: round(setup.seconds, 2) },
-        connect,
-        phase,
-        stepLoad: step,
-        phaseOffsets,
-        serverCpuCores: contention.serverCores,
-        serverRssMiBMax: round(contention.maxRssKiB / 1024, 1),
-        loadGenCores: contention.loadGenCores,
-        otherCores: contention.otherCores,
-        samples: sampler.samples,
-        serverLog: target.problems(),
-        config: target.config,
-      });
-    } finally {
-      await fleet?.close();
-      await target.stop();
+    } catch (err) {
+      const error = (err as Error).message;
+      log(`target ${name} failed: ${error}`);
+      failed.push({ target: name, error });
     }
   }
 
@@ -164,6 +172,8 @@ export async function chat(o: Options): Promise<void> {
     ? `chat step-load over ${protocol}: ${pairs} pairs, steps of ${stepDuration} s (+${stepWarmup} s warm-up), ${workers} load-generator processes`
     : `chat over ${protocol}: ${pairs} pairs, ${rate} msgs/s offered for ${duration} s (open loop), ${workers} load-generator processes`;
   printSideBySide(title, header, rows);
+  for (const f of failed) console.log(`${f.target}: FAILED: ${f.error}\n`);
+  if (failed.length) process.exitCode = 1;
 
   const sections: ReportSection[] = runs.map((r) => {
     const phases = r.stepLoad ? r.stepLoad.steps.map((s) => s.result) : [r.phase!];
@@ -204,6 +214,7 @@ export async function chat(o: Options): Promise<void> {
     machine,
     git: gitInfo(),
     table: { header, rows },
+    failed,
     runs,
   }, { title, command: `npm run bench -- ${process.argv.slice(2).join(' ')}`, machine: machineLine(machine), table: { header, rows }, sections });
   log(`wrote ${files.json} and ${files.html}`);

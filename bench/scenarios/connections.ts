@@ -37,41 +37,49 @@ export async function connections(o: Options): Promise<void> {
   }
   const machine = machineInfo();
   const runs = [];
+  /** targets whose run failed (e.g. the server died): reported, and the other targets still run */
+  const failed: Array<{ target: string; error: string }> = [];
   for (const name of targets) {
-    log(`target ${name}: starting`);
-    const target = await startTarget(name, { entry, config: o.serverConfig(), keepData, prosodyArchive });
-    let fleet: Fleet | undefined;
     try {
-      log(`target ${target.version} (pid ${target.pid}); setup: ${n} accounts`);
-      const setup = await target.createAccounts(n, { prefix: 'idle', pairs: false, concurrency: setupConcurrency });
-      fleet = await Fleet.start({ workers, protocol, endpoints: { xmppTcp: target.xmppTcp, xmppWs: target.xmppWs, native: target.native }, accounts: setup.accounts });
-      const sampler = new ProcSampler(target.pid, 1000, fleet.pids).start();
-      await sleep(settle * 1000);
-      const before = procSnapshot(target.pid);
-      log(`RSS before ${round(before.rssKiB / 1024, 1)} MiB; opening ${n} ${protocol} sessions, ${concurrency} at a time`);
-      const connect = await fleet.connect(concurrency);
-      log(`connected ${connect.ok} in ${round(connect.seconds, 1)} s; settling ${settle} s`);
-      await sleep(settle * 1000);
-      const after = procSnapshot(target.pid);
-      sampler.stop();
-      const samples: Sample[] = sampler.samples;
-      runs.push({
-        target: name,
-        version: target.version,
-        protocol,
-        setup: { accounts: setup.accounts.length, seconds: round(setup.seconds, 2) },
-        connect,
-        rssKiB: { before: before.rssKiB, after: after.rssKiB },
-        kibPerSession: round((after.rssKiB - before.rssKiB) / Math.max(1, connect.ok), 2),
-        serverCpuSecondsConnecting: round(after.cpuSeconds - before.cpuSeconds, 2),
-        contention: summarizeSamples(samples),
-        samples,
-        serverLog: target.problems(),
-        config: target.config,
-      });
-    } finally {
-      await fleet?.close();
-      await target.stop();
+      log(`target ${name}: starting`);
+      const target = await startTarget(name, { entry, config: o.serverConfig(), keepData, prosodyArchive });
+      let fleet: Fleet | undefined;
+      try {
+        log(`target ${target.version} (pid ${target.pid}); setup: ${n} accounts`);
+        const setup = await target.createAccounts(n, { prefix: 'idle', pairs: false, concurrency: setupConcurrency });
+        fleet = await Fleet.start({ workers, protocol, endpoints: { xmppTcp: target.xmppTcp, xmppWs: target.xmppWs, native: target.native }, accounts: setup.accounts });
+        const sampler = new ProcSampler(target.pid, 1000, fleet.pids).start();
+        await sleep(settle * 1000);
+        const before = procSnapshot(target.pid);
+        log(`RSS before ${round(before.rssKiB / 1024, 1)} MiB; opening ${n} ${protocol} sessions, ${concurrency} at a time`);
+        const connect = await fleet.connect(concurrency);
+        log(`connected ${connect.ok} in ${round(connect.seconds, 1)} s; settling ${settle} s`);
+        await sleep(settle * 1000);
+        const after = procSnapshot(target.pid);
+        sampler.stop();
+        const samples: Sample[] = sampler.samples;
+        runs.push({
+          target: name,
+          version: target.version,
+          protocol,
+          setup: { accounts: setup.accounts.length, seconds: round(setup.seconds, 2) },
+          connect,
+          rssKiB: { before: before.rssKiB, after: after.rssKiB },
+          kibPerSession: round((after.rssKiB - before.rssKiB) / Math.max(1, connect.ok), 2),
+          serverCpuSecondsConnecting: round(after.cpuSeconds - before.cpuSeconds, 2),
+          contention: summarizeSamples(samples),
+          samples,
+          serverLog: target.problems(),
+          config: target.config,
+        });
+      } finally {
+        await fleet?.close();
+        await target.stop();
+      }
+    } catch (err) {
+      const error = (err as Error).message;
+      log(`target ${name} failed: ${error}`);
+      failed.push({ target: name, error });
     }
   }
   const header = ['target', 'protocol', 'sessions', 'failed', 'connect+login/s', 'p50', 'p99', 'RSS before', 'RSS after', 'KiB per session'];
@@ -89,6 +97,8 @@ export async function connections(o: Options): Promise<void> {
   ]);
   const title = `connections over ${protocol}: ${n} idle sessions, ${concurrency} connecting at a time from ${workers} load-generator processes`;
   printSideBySide(title, header, rows);
+  for (const f of failed) console.log(`${f.target}: FAILED: ${f.error}\n`);
+  if (failed.length) process.exitCode = 1;
   const sections: ReportSection[] = runs.map((r) => ({
     title: `${r.version} over ${r.protocol}`,
     rows: [
@@ -111,6 +121,7 @@ export async function connections(o: Options): Promise<void> {
     machine,
     git: gitInfo(),
     table: { header, rows },
+    failed,
     runs,
   }, { title, command: `npm run bench -- ${process.argv.slice(2).join(' ')}`, machine: machineLine(machine), table: { header, rows }, sections });
   log(`wrote ${files.json} and ${files.html}`);

@@ -92,6 +92,9 @@ export async function startEjabberd(opts: { keepData?: boolean }): Promise<Targe
       'ERL_MAX_PORTS=65536',
       `EJABBERD_PID_PATH=${dir}/ejabberd.pid`,
       'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"',
+      // ejabberdctl sources this file again after `su ejabberd`, whose PAM session resets the
+      // soft open-files limit to 1024: at ~1000 sessions the VM ran out of descriptors and died
+      'ulimit -n "$(ulimit -Hn)" 2>/dev/null || true',
     ].join('\n') + '\n',
   );
   copyFileSync('/etc/ejabberd/inetrc', join(dir, 'inetrc'));
