@@ -60,6 +60,7 @@ export class Session {
   private closing: Promise<void> | undefined;
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly limiter: Limiter;
+  private lastNudge = 0;
 
   constructor(opts: SessionOptions) {
     const readTimeout = opts.readTimeoutMs ?? 5000;
@@ -107,6 +108,7 @@ export class Session {
       }),
     );
     return this.track(p.catch((err: unknown) => {
+      this.nudge(err);
       throw withCause(cassandraError(err), err);
     }));
   }
@@ -126,6 +128,7 @@ export class Session {
       }),
     );
     return this.track(p.catch((err: unknown) => {
+      this.nudge(err);
       throw withCause(cassandraError(err), err);
     }));
   }
@@ -140,7 +143,8 @@ export class Session {
         this.client.execute(query, params, { prepare: true, isIdempotent: true, consistency: consistencies.localQuorum, fetchSize, pageState: state }),
       );
       const rs = await this.track(p.catch((err: unknown) => {
-        throw withCause(cassandraError(err), err);
+        this.nudge(err);
+      throw withCause(cassandraError(err), err);
       }));
       if (rs.rows.length > 0) yield rs.rows;
       pageState = rs.pageState ?? undefined;
@@ -165,12 +169,29 @@ export class Session {
         }),
       );
       const rs = await this.track(p.catch((err: unknown) => {
-        throw withCause(cassandraError(err), err);
+        this.nudge(err);
+      throw withCause(cassandraError(err), err);
       }));
       rows.push(...rs.rows);
       pageState = rs.pageState ?? undefined;
     } while (pageState);
     return rows;
+  }
+
+  /**
+   * With every node marked down (e.g. the restart of a one-node cluster) the driver retries each
+   * on its reconnection schedule; a request that finds no node up also asks for an attempt now
+   * (at most once a second), so service resumes as soon as a node accepts connections again.
+   */
+  private nudge(err: unknown): void {
+    if (!(err instanceof errors.NoHostAvailableError) || this.closed) return;
+    const now = Date.now();
+    if (now - this.lastNudge < 1000) return;
+    this.lastNudge = now;
+    for (const host of this.client.hosts.values()) {
+      // Host#checkIsUp: the driver's own "try this host now" (what a gossip UP event triggers); not in its typings
+      if (!host.isUp()) (host as unknown as { checkIsUp?: () => void }).checkIsUp?.();
+    }
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
