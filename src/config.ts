@@ -184,7 +184,7 @@ export const defaults: KindredConfig = {
     s3: { endPoint: '127.0.0.1', port: 7070, useSSL: false, accessKey: '', secretKey: '', bucket: 'kindred', region: 'us-east-1' },
   },
   webDir: '',
-  recs: { threads: 0, maxQueue: 1000, cellDeg: 0.1, tierSize: 500, initialCapacity: 65_536, exclusionCacheUsers: 50_000, exclusionCacheMs: 10 * 60_000 },
+  recs: { threads: 0, maxQueue: 1000, cellDeg: 0.1, tierSize: 300, initialCapacity: 65_536, exclusionCacheUsers: 50_000, exclusionCacheMs: 10 * 60_000 },
   orders: {
     providerUrl: 'http://127.0.0.1:8099',
     providerApiKey: '',

@@ -20,7 +20,7 @@
  * scan that builds the index from it (Recommender.start()).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Options } from '../lib/args.js';
 import { Latency, nowMs } from '../lib/hist.js';
@@ -164,6 +164,7 @@ export async function recs(o: Options): Promise<void> {
   const cellDeg = o.num('cell-deg', makeConfig().recs.cellDeg);
   const paging = o.bool('paging');
   const scan = o.num('scan', 0);
+  const seekerCount = o.num('seekers', 5000);
   o.checkUnknown();
 
   const now = Date.now();
@@ -172,11 +173,11 @@ export async function recs(o: Options): Promise<void> {
   const population = generateProfiles(n, { cities, spreadKm, seed: 42, now });
   const generateSeconds = (performance.now() - t) / 1000;
 
-  // Seekers: 20,000 random profiles; each has already swiped `swipedPerSeeker` people near them.
+  // Seekers: random profiles; each has already swiped `swipedPerSeeker` people near them.
   const r = rng(7);
   const seekers: Profile[] = [];
   const swipedBy = new Map<string, string[]>();
-  for (let i = 0; i < Math.min(20_000, n); i++) seekers.push(toProfile(population.records[Math.floor(r() * n)]!));
+  for (let i = 0; i < Math.min(seekerCount, n); i++) seekers.push(toProfile(population.records[Math.floor(r() * n)]!));
 
   const config = { ...makeConfig().recs, threads, tierSize, cellDeg, initialCapacity: n, maxQueue: 10_000 };
   const recommender = new Recommender({ storage: stubStorage(swipedBy), bus: new LocalBus(), clock: { now: () => Date.now() } as never, config });
@@ -248,6 +249,7 @@ export async function recs(o: Options): Promise<void> {
     }),
   );
   const cpu = process.cpuUsage(cpuStart);
+  const workers = recommender.pool.threads;
   await recommender.close();
 
   let scanResult: Awaited<ReturnType<typeof timeScan>> | undefined;
@@ -262,7 +264,7 @@ export async function recs(o: Options): Promise<void> {
   const rows: Array<[string, string | number]> = [
     ['profiles in the index', fmt(n, 0)],
     ['generate / bulk load', `${generateSeconds.toFixed(1)} s / ${loadSeconds.toFixed(2)} s`],
-    ['deck workers / in flight', `${recommender.pool.threads} / ${concurrency}`],
+    ['deck workers / in flight', `${workers} / ${concurrency}`],
     ['cards per deck asked', limit],
     ['swiped per seeker', swipedPerSeeker],
     ['decks measured', fmt(measured, 0)],
@@ -272,6 +274,7 @@ export async function recs(o: Options): Promise<void> {
     ['short / empty decks', `${shortDecks} / ${emptyDecks}`],
     ['process CPU per deck (all threads)', ms((cpu.user + cpu.system) / 1000 / Math.max(1, measured))],
     ['errors', Object.keys(errors).length ? JSON.stringify(errors) : 'none'],
+    ['load average (1/5/15 min)', loadavg().map((x) => x.toFixed(1)).join(' / ')],
   ];
   if (scanResult) {
     rows.push(['scan: profiles written to SQLite', `${fmt(scanResult.profiles, 0)} in ${scanResult.writeSeconds.toFixed(1)} s`]);
@@ -281,7 +284,8 @@ export async function recs(o: Options): Promise<void> {
   const file = writeResult('recs', {
     scenario: 'recs',
     machine: machineInfo(),
-    options: { n, concurrency, duration, warmup, threads, limit, swipedPerSeeker, cities, spreadKm, tierSize, cellDeg, paging, scan },
+    loadAverage: loadavg(),
+    options: { n, seekerCount, concurrency, duration, warmup, threads, limit, swipedPerSeeker, cities, spreadKm, tierSize, cellDeg, paging, scan },
     decksPerSecond,
     latencyMs: l,
     cardsPerDeck,

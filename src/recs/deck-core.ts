@@ -13,7 +13,7 @@
  */
 import { EARTH_RADIUS_KM } from '../storage/sqlite/geo.js';
 import { CellGrid, kmToLatDeg } from './grid.js';
-import { LIVE, ageFromYmd, type IndexArrays } from './layout.js';
+import { LISTS_PER_CELL, LIVE, ageFromYmd, type IndexArrays } from './layout.js';
 import { SCORE_STEPS, baseScore, centrality, diversityPenalty, mix32 } from './score.js';
 
 export interface DeckPosition {
@@ -103,8 +103,14 @@ export class DeckComputer {
   /** Does slot `s` fit the seeker both ways, and how far is it? NaN when it does not fit. */
   fitDistance(q: DeckQuery, s: number, cosLat: number, latDeg: number): number {
     const a = this.a;
-    if ((a.flags[s]! & LIVE) === 0 || s === q.seekerSlot || a.cell[s]! < 0) return NaN;
-    if ((a.gender[s]! & q.wantMask) === 0 || (a.prefMask[s]! & q.seekerGenderBit) === 0) return NaN;
+    if ((a.flags[s]! & LIVE) === 0 || a.cell[s]! < 0) return NaN;
+    return this.fitListed(q, s, cosLat, latDeg);
+  }
+
+  /** fitDistance for a slot reached through a cell list (so live and located). */
+  private fitListed(q: DeckQuery, s: number, cosLat: number, latDeg: number): number {
+    const a = this.a;
+    if ((a.prefMask[s]! & q.seekerGenderBit) === 0 || (a.gender[s]! & q.wantMask) === 0 || s === q.seekerSlot) return NaN;
     if (q.seekerAge < a.prefAgeMin[s]! || q.seekerAge > a.prefAgeMax[s]!) return NaN;
     const age = ageFromYmd(q.todayYmd, a.birth[s]!);
     if (age < q.ageMin || age > q.ageMax) return NaN;
@@ -119,37 +125,73 @@ export class DeckComputer {
     return d;
   }
 
-  /** Fitting candidates with lo < d <= hi; walks cells nearest first and stops early once `want` are certain. */
+  /**
+   * Fitting candidates with lo < d <= hi. With `want`, it walks outwards in rings (radius
+   * lo + 1 cell, then doubling the step), each ring's cells nearest first. Once `want` are
+   * found, their farthest (`bound`) limits the walk: a cell whose nearest point is farther
+   * cannot change the `want` nearest. It stops when bound <= the ring's radius, since every
+   * cell reaching within the ring has been walked or ruled out. A large radius thus costs
+   * no more than a small one when the tier fills close by.
+   */
   private collect(q: DeckQuery, lo: number, hi: number, want: number): Found & { examined: number } {
     const found: Found = { slot: [], d: [] };
     const cosLat = Math.cos(q.lat * RAD);
     const latDeg = kmToLatDeg(Math.min(q.radiusKm, hi)) + 1e-9;
-    let examined = 0;
-    const take = (s: number) => {
-      examined++;
-      const d = this.fitDistance(q, s, cosLat, latDeg);
-      if (d > lo && d <= hi) {
-        found.slot.push(s);
-        found.d.push(d);
+    const end = Math.min(hi, q.radiusKm);
+    if (this.grid.estimateCells(end) > MAX_CELLS && (want === 0 || this.grid.estimateCells(Math.max(lo, 0) + 4 * this.grid.cellKm) > MAX_CELLS)) {
+      for (let s = 0; s < this.used; s++) {
+        const d = this.fitDistance(q, s, cosLat, latDeg);
+        if (d > lo && d <= hi) {
+          found.slot.push(s);
+          found.d.push(d);
+        }
       }
-    };
-    if (this.grid.estimateCells(Math.min(hi, q.radiusKm)) > MAX_CELLS) {
-      for (let s = 0; s < this.used; s++) take(s);
-      return { ...found, examined };
+      return { ...found, examined: this.used };
     }
-    const { cells, minKm } = this.grid.covering(q.lat, q.lon, Math.min(hi, q.radiusKm));
     const { head, next } = this.a;
+    const visited = new Set<number>();
+    const guard = this.used; // a list can never be longer than the slots in use
+    let examined = 0;
+    let step = this.grid.cellKm;
+    let r = want > 0 ? Math.min(end, Math.max(lo, 0) + step) : end;
     let bound = Infinity;
-    for (let i = 0; i < cells.length; i++) {
-      if (minKm[i]! > bound) break;
-      const guard = this.used; // a list can never be longer than the slots in use
-      let steps = 0;
-      for (let s = head[cells[i]!]!; s >= 0 && steps < guard; s = next[s]!, steps++) take(s);
-      if (want > 0 && found.d.length >= want && bound === Infinity) {
-        // every cell from here on is farther than the want-th nearest found so far: only
-        // cells that could still hold someone nearer than that are walked
-        bound = kthSmallest(found.d, want);
+    for (;;) {
+      if (this.grid.estimateCells(r) > MAX_CELLS) {
+        // too wide for cells: finish with a scan of every slot
+        found.slot.length = 0;
+        found.d.length = 0;
+        for (let s = 0; s < this.used; s++) {
+          const d = this.fitDistance(q, s, cosLat, latDeg);
+          if (d > lo && d <= hi) {
+            found.slot.push(s);
+            found.d.push(d);
+          }
+        }
+        return { ...found, examined: examined + this.used };
       }
+      const { cells, minKm } = this.grid.covering(q.lat, q.lon, r);
+      for (let i = 0; i < cells.length; i++) {
+        if (minKm[i]! > bound) break;
+        const c = cells[i]!;
+        if (visited.has(c)) continue;
+        visited.add(c);
+        for (let g = 0; g < LISTS_PER_CELL; g++) {
+          if ((q.wantMask & (1 << g)) === 0) continue;
+          let steps = 0;
+          for (let s = head[c * LISTS_PER_CELL + g]!; s >= 0 && steps < guard; s = next[s]!, steps++) {
+            const d = this.fitListed(q, s, cosLat, latDeg);
+            if (d > lo && d <= hi) {
+              found.slot.push(s);
+              found.d.push(d);
+            }
+          }
+          examined += steps;
+        }
+        if (want > 0 && found.d.length >= want && bound === Infinity) bound = kthSmallest(found.d, want);
+      }
+      if (r >= end || bound <= r) break;
+      step *= 2;
+      r = Math.min(end, Math.max(lo, 0) + step);
     }
     return { ...found, examined };
   }
@@ -208,7 +250,7 @@ export class DeckComputer {
       const band = Math.floor(ageFromYmd(q.todayYmd, a.birth[s]!) / 5) * 8 + a.gender[s]!;
       const rb = bandRank.get(band) ?? 0;
       bandRank.set(band, rb + 1);
-      const c = a.cell[s]!;
+      const c = Math.floor(a.cell[s]! / LISTS_PER_CELL);
       const rc = cellRank.get(c) ?? 0;
       cellRank.set(c, rc + 1);
       const score = base[i]! - diversityPenalty(rb, rc);
@@ -250,9 +292,30 @@ export class DeckComputer {
   }
 }
 
-/** The k-th smallest value (1-based) of `values`, without changing it. */
+/** The k-th smallest value (1-based) of `values`, without changing it: quickselect on a copy, O(n). */
 function kthSmallest(values: number[], k: number): number {
-  const copy = Float64Array.from(values);
-  copy.sort();
-  return copy[Math.min(k, copy.length) - 1]!;
+  const a = Float64Array.from(values);
+  const target = Math.min(k, a.length) - 1;
+  let lo = 0;
+  let hi = a.length - 1;
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >> 1]!;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (target <= j) hi = j;
+    else if (target >= i) lo = i;
+    else return a[target]!;
+  }
+  return a[target]!;
 }

@@ -27,6 +27,8 @@ export class CellGrid {
   private readonly rowStart: Int32Array;
   private readonly rowCols: Int32Array;
   readonly cellCount: number;
+  /** a cell's side, km (north-south) */
+  readonly cellKm: number;
 
   constructor(readonly cellDeg: number) {
     this.geo = new GeoGrid(cellDeg);
@@ -39,6 +41,7 @@ export class CellGrid {
       n += this.rowCols[r]!;
     }
     this.cellCount = n;
+    this.cellKm = cellDeg * 111.195;
   }
 
   cellOf(lat: number, lon: number): number {

@@ -10,7 +10,7 @@
 import { idTime, isId } from '../ids.js';
 import type { Gender, Location, Preferences } from '../storage/types.js';
 import { CellGrid } from './grid.js';
-import { GENDER_BITS, LIVE, allocate, genderMask, toShared, ymd, type IndexArrays, type SharedIndex } from './layout.js';
+import { GENDER_BITS, GENDER_LIST, LISTS_PER_CELL, LIVE, allocate, genderMask, toShared, ymd, type IndexArrays, type SharedIndex } from './layout.js';
 import { fnv1a } from './score.js';
 
 /** What the index keeps of a profile. */
@@ -144,7 +144,8 @@ export class CandidateIndex {
     a.prefAgeMax[s] = Math.min(255, Math.floor(p.ageMax));
     a.maxDistKm[s] = p.maxDistanceKm;
     if (rec.lastActiveAt > a.lastActive[s]!) a.lastActive[s] = rec.lastActiveAt;
-    const c = rec.location ? this.grid.cellOf(rec.location.lat, rec.location.lon) : -1;
+    const g = GENDER_LIST[a.gender[s]!] ?? -1;
+    const c = rec.location && g >= 0 ? this.grid.cellOf(rec.location.lat, rec.location.lon) * LISTS_PER_CELL + g : -1;
     if (a.cell[s]! !== c) this.unlink(s);
     if (rec.location) {
       a.lat[s] = rec.location.lat;

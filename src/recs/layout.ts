@@ -1,10 +1,11 @@
 /**
  * The candidate index's memory: one typed array per field over SharedArrayBuffers, indexed
  * by a profile's slot. The main thread is the only writer; deck workers read the same
- * memory (no copy per deck). Per-cell posting lists are intrusive doubly linked lists:
- * `head[cell]` is the first slot of a cell, `next`/`prev` link the slots of one cell, so
- * moving a profile between cells is O(1). A bulk load assigns slots in cell order, which
- * makes walking a cell's list a nearly sequential read.
+ * memory (no copy per deck). Posting lists are per cell and gender (list = cell × 3 +
+ * gender index), so a seeker who wants men never walks the women of a cell. They are
+ * intrusive doubly linked lists: `head[list]` is the first slot, `next`/`prev` link the
+ * slots of one list, so moving a profile is O(1). A bulk load assigns slots in cell order,
+ * which makes walking a list a nearly sequential read.
  *
  * Encodings: gender and the preferred genders are bit masks (woman 1, man 2, nonbinary 4);
  * birth dates are yyyymmdd integers, so `floor((todayYmd - birthYmd) / 10000)` is the age
@@ -13,6 +14,9 @@
 import type { Gender } from '../storage/types.js';
 
 export const GENDER_BITS: Record<Gender, number> = { woman: 1, man: 2, nonbinary: 4 };
+/** gender bit → list offset within a cell */
+export const GENDER_LIST: readonly number[] = [-1, 0, 1, -1, 2];
+export const LISTS_PER_CELL = 3;
 
 export function genderMask(genders: readonly Gender[]): number {
   let m = 0;
@@ -45,7 +49,7 @@ export interface IndexArrays {
   head: Int32Array;
   next: Int32Array;
   prev: Int32Array;
-  /** the slot's cell, -1 when it is in no list (no location) */
+  /** the slot's list (cell × 3 + gender index), -1 when it is in none (no location) */
   cell: Int32Array;
   flags: Uint8Array;
   lat: Float64Array;
@@ -132,7 +136,7 @@ function build(capacity: number, cellDeg: number, head: Int32Array, f: (name: ke
 export function allocate(capacity: number, cellCount: number, cellDeg: number, from?: IndexArrays): IndexArrays {
   let head = from?.head;
   if (!head) {
-    head = shared(Int32Array, cellCount);
+    head = shared(Int32Array, cellCount * LISTS_PER_CELL);
     head.fill(-1);
   }
   return build(capacity, cellDeg, head, (name, C) => {
