@@ -8,7 +8,8 @@
  * limits are lifted too) and in-band registration open to loopback with no
  * per-IP timeout. mod_mam archives every message (`default: always`, Mnesia).
  * ejabberdctl drops to the `ejabberd` user when run as root, so the temp dir is
- * handed to that user.
+ * handed to that user, and erl is started through a wrapper that lifts the soft
+ * open-files limit (su resets it to 1024).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { chownSync, copyFileSync, createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
@@ -92,12 +93,14 @@ export async function startEjabberd(opts: { keepData?: boolean }): Promise<Targe
       'ERL_MAX_PORTS=65536',
       `EJABBERD_PID_PATH=${dir}/ejabberd.pid`,
       'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"',
-      // ejabberdctl sources this file again after `su ejabberd`, whose PAM session resets the
-      // soft open-files limit to 1024: at ~1000 sessions the VM ran out of descriptors and died
-      'ulimit -n "$(ulimit -Hn)" 2>/dev/null || true',
+      // `su ejabberd` (ejabberdctl drops root) resets the soft open-files limit to 1024, and at
+      // ~1000 sessions the VM ran out of descriptors and died: start erl through a wrapper
+      // that raises the soft limit to the hard one first
+      `ERL=${dir}/erl`,
     ].join('\n') + '\n',
   );
   copyFileSync('/etc/ejabberd/inetrc', join(dir, 'inetrc'));
+  writeFileSync(join(dir, 'erl'), '#!/bin/sh\nulimit -n "$(ulimit -Hn)" 2>/dev/null\nexec /usr/bin/erl "$@"\n', { mode: 0o755 });
   for (const sub of ['spool', 'logs']) execFileSync('mkdir', ['-p', join(dir, sub)]);
   if (userInfo().uid === 0) {
     const uid = Number(execFileSync('id', ['-u', 'ejabberd'], { encoding: 'utf8' }).trim());
