@@ -102,7 +102,8 @@ function key(r: Result): string {
   if (r.scenario === 'connections') return `connections --target ${p.target} --protocol ${p.protocol} --connections ${p.connections}`;
   if (r.scenario === 'chat-native' || r.scenario === 'chat') return `chat --protocol ${p.protocol} --pairs ${p.pairs} --rate ${p.rate} --duration ${p.duration}`;
   if (r.scenario === 'swipes') return `swipes --protocol ${p.protocol} --users ${p.users} --concurrency ${p.concurrency} --duration ${p.duration}`;
-  return `idle --protocol ${p.protocol} --connections ${p.connections} --users ${p.users}`;
+  if (r.scenario === 'idle') return `idle --protocol ${p.protocol} --connections ${p.connections} --users ${p.users}`;
+  return `${r.scenario} ${JSON.stringify(p ?? {})}`; // other scenarios' files: grouped, no figures known here
 }
 
 function show(v: number): string {
@@ -135,7 +136,7 @@ for (const f of files) {
   }
 }
 for (const [k, runs] of [...groups].sort(([a], [b]) => a.localeCompare(b))) {
-  console.log(`\n### ${k}  (${runs.length} runs: ${runs.map((r) => r.startedAt.slice(11, 19)).join(', ')} UTC)\n`);
+  console.log(`\n### ${k}  (${runs.length} runs: ${runs.map((r) => String(r.startedAt ?? "?").slice(11, 19)).join(', ')} UTC)\n`);
   console.log('| figure | median | runs |\n|---|---:|---|');
   for (const [name, get] of metrics[runs[0]!.scenario] ?? []) {
     const values = runs.map(get).filter((v) => typeof v === 'number' && Number.isFinite(v));
