@@ -192,10 +192,11 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     sessionFailover = new SessionFailover({
       bus,
       membership,
-      nodeGone: (nodeId) => {
+      nodeGone: (nodeId, lapsed) => {
         users.tellLocal({ k: 'node-gone', nodeId });
-        // what it had received will never be answered: fail those asks now, not at their timeout
-        users.abandonAsksTo(nodeId);
+        // a node that fell silent will never answer what it had received: fail those asks now,
+        // not at their timeout (one leaving cleanly still answers them while it drains)
+        if (lapsed) users.abandonAsksTo(nodeId);
       },
       reattachAll: () => {
         for (const { userId, session } of hub.sessionsWhere(() => true)) users.tell(userId, { k: 'attach', session });

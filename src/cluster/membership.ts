@@ -27,6 +27,8 @@ export class Membership {
    * with the same value was cut off or stalled, not restarted) */
   private readonly startedAtOf = new Map<string, number>();
   private readonly listeners = new Set<(members: string[]) => void>();
+  /** nodes that announced their departure (and have not been heard since) */
+  private readonly left = new Set<string>();
   private subs: Subscription[] = [];
   private timer: NodeJS.Timeout | undefined;
   private last = '';
@@ -51,6 +53,7 @@ export class Membership {
         const hb = p as Heartbeat;
         if (typeof hb?.nodeId !== 'string') return;
         this.heardAt.set(hb.nodeId, this.now());
+        this.left.delete(hb.nodeId);
         if (typeof hb.startedAt === 'number') this.startedAtOf.set(hb.nodeId, hb.startedAt);
         this.check();
       }),
@@ -58,6 +61,7 @@ export class Membership {
         const id = (p as { nodeId?: unknown })?.nodeId;
         if (typeof id !== 'string' || id === this.nodeId) return;
         this.heardAt.delete(id);
+        this.left.add(id);
         this.check();
       }),
     );
@@ -80,6 +84,11 @@ export class Membership {
   /** When `nodeId` said it started (from its heartbeats), if it was ever heard. */
   startedAtFor(nodeId: string): number | undefined {
     return nodeId === this.nodeId ? this.startedAt : this.startedAtOf.get(nodeId);
+  }
+
+  /** Whether `nodeId` left cleanly (announced it), as opposed to falling silent. */
+  hasLeft(nodeId: string): boolean {
+    return this.left.has(nodeId);
   }
 
   /** Called with the new member list whenever it changes. */

@@ -23,8 +23,11 @@ export function resyncSubject(nodeId: string): string {
 export interface SessionFailoverOptions {
   bus: Bus;
   membership: Membership;
-  /** on this node's active actors: drop the sessions held by `nodeId` */
-  nodeGone: (nodeId: string) => void;
+  /**
+   * on this node's active actors: drop the sessions held by `nodeId`. `lapsed`: it fell
+   * silent (died, cut off, stalled) rather than leaving cleanly after draining its work.
+   */
+  nodeGone: (nodeId: string, lapsed: boolean) => void;
   /** re-send `attach` for every live session of this node */
   reattachAll: () => void;
   /** requests to re-attach arriving within this window are served once. Default 250. */
@@ -65,8 +68,9 @@ export class SessionFailover {
     const now = new Set(list);
     for (const id of this.members) {
       if (now.has(id)) continue;
-      this.gone.set(id, membership.startedAtFor(id));
-      this.o.nodeGone(id);
+      const lapsed = !membership.hasLeft(id);
+      if (lapsed) this.gone.set(id, membership.startedAtFor(id));
+      this.o.nodeGone(id, lapsed);
     }
     for (const id of now) {
       if (this.members.has(id) || !this.gone.has(id)) continue;

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalBus } from '../../src/actors/bus.js';
-import { HEARTBEAT_SUBJECT, Membership } from '../../src/cluster/membership.js';
+import { HEARTBEAT_SUBJECT, LEAVE_SUBJECT, Membership } from '../../src/cluster/membership.js';
 import { SessionFailover, resyncSubject } from '../../src/cluster/session-failover.js';
 import { startNode } from '../../src/node.js';
 import { createLogger } from '../../src/log.js';
@@ -28,7 +28,7 @@ t.test('dead nodes are reported once; the same run coming back is asked to re-at
   const membership = new Membership(bus, 'node-a', { heartbeatMs: 20, liveMs: 3000, now: () => now });
   const gone: string[] = [];
   let reattached = 0;
-  const failover = new SessionFailover({ bus, membership, nodeGone: (id) => gone.push(id), reattachAll: () => reattached++, resyncDebounceMs: 50 });
+  const failover = new SessionFailover({ bus, membership, nodeGone: (id, lapsed) => gone.push(`${id} ${lapsed ? 'lapsed' : 'left'}`), reattachAll: () => reattached++, resyncDebounceMs: 50 });
   const resyncs: string[] = [];
   for (const id of ['node-b', 'node-c']) bus.subscribe(resyncSubject(id), () => void resyncs.push(id));
   membership.start();
@@ -47,7 +47,7 @@ t.test('dead nodes are reported once; the same run coming back is asked to re-at
   now += 4000; // node-b silent for longer than liveMs
   await until(() => gone.length > 0, 'node-b to be declared gone');
   await sleep(60);
-  t.same(gone, ['node-b'], 'reported gone once');
+  t.same(gone, ['node-b lapsed'], 'reported gone once, as lapsed');
 
   beat('node-b', 1); // the same run: it was cut off or stalled, its connections may be alive
   await until(() => resyncs.length > 0, 'a resync request');
@@ -59,6 +59,12 @@ t.test('dead nodes are reported once; the same run coming back is asked to re-at
   await until(() => membership.members().includes('node-b'), 'node-b to rejoin');
   await sleep(60);
   t.same(resyncs, ['node-b'], 'a restarted node is not asked');
+
+  beat('node-c', 7);
+  await until(() => membership.members().includes('node-c'), 'node-c to join');
+  bus.publish(LEAVE_SUBJECT, { nodeId: 'node-c' });
+  await until(() => gone.length > 2, 'node-c to leave');
+  t.same(gone.slice(2), ['node-c left'], 'a clean leave is reported as such (its asks are not given up)');
 
   for (let i = 0; i < 3; i++) bus.publish(resyncSubject('node-a'), { from: 'node-b' });
   await sleep(150);
