@@ -133,8 +133,6 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     waitForOwner: cluster,
     // letters for a shard whose lease lapsed here (a stalled node) are refused unprocessed
     ...(cluster ? { mayServe: (shard: number) => shardManager?.mayServe(shard) ?? false } : {}),
-    // letters for a shard whose lease lapsed here (a stalled node) are refused unprocessed
-    ...(cluster ? { mayServe: (shard: number) => shardManager?.mayServe(shard) ?? false } : {}),
   });
   metrics = new Metrics({ actors: () => users.activeCount, mailboxDepth: () => users.mailboxDepth });
   const hub = new SessionHub(
