@@ -178,7 +178,7 @@ export class DeckComputer {
         for (let g = 0; g < LISTS_PER_CELL; g++) {
           if ((q.wantMask & (1 << g)) === 0) continue;
           let steps = 0;
-          for (let s = head[c * LISTS_PER_CELL + g]!; s >= 0 && steps < guard; s = next[s]!, steps++) {
+          for (let s = head[c * LISTS_PER_CELL + g]! - 1; s >= 0 && steps < guard; s = next[s]!, steps++) {
             const d = this.fitListed(q, s, cosLat, latDeg);
             if (d > lo && d <= hi) {
               found.slot.push(s);

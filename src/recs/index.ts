@@ -112,7 +112,7 @@ export class CandidateIndex {
     const p = prev[s]!;
     const n = next[s]!;
     if (p >= 0) next[p] = n;
-    else head[c] = n;
+    else head[c] = n + 1;
     if (n >= 0) prev[n] = p;
     // The slot keeps its `next`, so a worker standing on it still reaches the end of a list.
     prev[s] = -1;
@@ -121,12 +121,12 @@ export class CandidateIndex {
 
   private link(s: number, c: number): void {
     const { head, next, prev, cell } = this.a;
-    const h = head[c]!;
+    const h = head[c]! - 1;
     next[s] = h;
     prev[s] = -1;
     if (h >= 0) prev[h] = s;
     cell[s] = c;
-    head[c] = s; // last: the slot is complete before a reader can reach it
+    head[c] = s + 1; // last: the slot is complete before a reader can reach it
   }
 
   /** Adds or replaces a profile; returns false when `rec` is older than what is held. */

@@ -3,7 +3,9 @@
  * by a profile's slot. The main thread is the only writer; deck workers read the same
  * memory (no copy per deck). Posting lists are per cell and gender (list = cell × 3 +
  * gender index), so a seeker who wants men never walks the women of a cell. They are
- * intrusive doubly linked lists: `head[list]` is the first slot, `next`/`prev` link the
+ * intrusive doubly linked lists: `head[list]` is the first slot plus one (0: empty, so the
+ * 50 MB of heads need no initialising and the OS only commits the pages of occupied
+ * cells), `next`/`prev` link the
  * slots of one list, so moving a profile is O(1). A bulk load assigns slots in cell order,
  * which makes walking a list a nearly sequential read.
  *
@@ -136,8 +138,8 @@ function build(capacity: number, cellDeg: number, head: Int32Array, f: (name: ke
 export function allocate(capacity: number, cellCount: number, cellDeg: number, from?: IndexArrays): IndexArrays {
   let head = from?.head;
   if (!head) {
+    // zero = empty list: left untouched, so only pages of occupied cells are ever committed
     head = shared(Int32Array, cellCount * LISTS_PER_CELL);
-    head.fill(-1);
   }
   return build(capacity, cellDeg, head, (name, C) => {
     const a = shared(C, capacity) as Int32Array;
