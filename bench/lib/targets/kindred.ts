@@ -5,6 +5,8 @@
  * The XMPP per-stream stanza limit is lifted like the native per-user limits.
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { scrapeMetrics, startServer, REPO_ROOT } from '../server.js';
 import { matchedPairs, registerUsers } from '../setup.js';
 import { BENCH_PASSWORD, type Account, type TargetHandle } from './types.js';
@@ -22,9 +24,13 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
 
 export async function startKindred(opts: { entry?: string; config?: Record<string, unknown>; keepData?: boolean; inspect?: boolean }): Promise<TargetHandle & { inspectorUrl?: string; base: string }> {
   const server = await startServer({ entry: opts.entry, keepData: opts.keepData, inspect: opts.inspect, config: deepMerge(KINDRED_XMPP_LIMITS, opts.config ?? {}) });
+  // the commit of the code under test: a snapshot's BUILD_INFO.txt (bench/.build, see README), else the checkout's HEAD
   let commit = 'unknown';
   try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+    const info = join(dirname(server.entry), 'BUILD_INFO.txt');
+    commit = existsSync(info)
+      ? readFileSync(info, 'utf8').split('\n')[0]!.slice(0, 7) + ' snapshot'
+      : execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
   } catch {
     /* not a checkout */
   }
