@@ -24,7 +24,8 @@ import { ProviderProcess } from '../../src/payments/provider/process.js';
 import type { Options } from '../lib/args.js';
 import { generateBook } from '../lib/bookgen.js';
 import { Latency, watchLoopDelay } from '../lib/hist.js';
-import { ProcSampler, machineInfo, round, summarizeSamples } from '../lib/proc.js';
+import { machineInfo, procSnapshot, round } from '../lib/proc.js';
+import { loadavg } from 'node:os';
 import { fmt, log, ms, printTable, sleep, writeResult } from '../lib/report.js';
 import { gitInfo, resolveEntry, startServer } from '../lib/server.js';
 
@@ -133,8 +134,11 @@ export async function orders(o: Options): Promise<void> {
     const start = performance.now() + 100;
     const measureFrom = start + warmup * 1000;
     const measureTo = measureFrom + duration * 1000;
-    const sampler = new ProcSampler(server.pid, 500);
-    sampler.start();
+    // server and load-generator CPU over the measured window, from /proc and process.cpuUsage()
+    const cpu: { from?: { server: number; self: NodeJS.CpuUsage }; to?: { server: number; self: NodeJS.CpuUsage } } = {};
+    const loadBefore = loadavg()[0]!;
+    setTimeout(() => (cpu.from = { server: procSnapshot(server.pid).cpuSeconds, self: process.cpuUsage() }), measureFrom - performance.now());
+    setTimeout(() => (cpu.to = { server: procSnapshot(server.pid).cpuSeconds, self: process.cpuUsage() }), measureTo - performance.now());
     const loop = watchLoopDelay();
     const one = async (n: number, scheduled: number) => {
       const c = Math.floor(random() * customerCount);
@@ -186,8 +190,9 @@ export async function orders(o: Options): Promise<void> {
     }
     await Promise.all(pending);
     const loopDelay = loop.stop();
-    sampler.stop();
-    const samples = summarizeSamples(sampler.samples, warmup, warmup + duration);
+    const serverCores = cpu.from && cpu.to ? (cpu.to.server - cpu.from.server) / duration : NaN;
+    const selfCores = cpu.from && cpu.to ? (cpu.to.self.user + cpu.to.self.system - cpu.from.self.user - cpu.from.self.system) / 1e6 / duration : NaN;
+    const samples = { serverCores: round(serverCores, 2), loadGenCores: round(selfCores, 2), loadAverageBefore: loadBefore, loadAverageAfter: loadavg()[0]! };
     const lat = latency.summary();
     const settledPerSecond = measuredSettled / duration;
     const chargeCount = (await provider.charges()).charges.length;
@@ -221,6 +226,8 @@ export async function orders(o: Options): Promise<void> {
       ['provider charges', chargeCount],
       ['server CPU (cores)', fmt(samples.serverCores, 2)],
       ['load generator CPU (cores)', fmt(samples.loadGenCores, 2)],
+      ['server CPU per settled order', `${fmt((serverCores * 1000) / Math.max(1, settledPerSecond), 2)} ms`],
+      ['load average before / after', `${fmt(loadBefore)} / ${fmt(samples.loadAverageAfter)}`],
     ]);
     writeResult('orders', result);
   } finally {

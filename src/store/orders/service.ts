@@ -37,6 +37,7 @@ import {
   type PaymentOutcome,
   type ShippingAddress,
 } from '../contracts.js';
+import { BookCache } from './book-cache.js';
 import { BooksClient, PaymentsClient } from './clients.js';
 import type { DownloadsApi } from './downloads.js';
 import type { SettlementPool } from './pool.js';
@@ -105,6 +106,7 @@ export function requestHash(lines: CartLine[], address: ShippingAddress | undefi
 
 export class OrdersService implements DownloadsApi {
   private readonly books: BooksClient;
+  private readonly bookCache: BookCache;
   private readonly payments: PaymentsClient;
   private readonly now: () => number;
   private readonly subs: Subscription[] = [];
@@ -117,9 +119,10 @@ export class OrdersService implements DownloadsApi {
   private readonly background = new Set<Promise<unknown>>();
 
   constructor(private readonly deps: OrdersServiceDeps) {
-    this.books = new BooksClient(deps.bus);
-    this.payments = new PaymentsClient(deps.bus);
     this.now = deps.now ?? Date.now;
+    this.books = new BooksClient(deps.bus);
+    this.bookCache = new BookCache(this.books, 5000, this.now);
+    this.payments = new PaymentsClient(deps.bus);
   }
 
   /** Subscribes, then drives every order a previous run left in a middle state (recovery). */
@@ -127,6 +130,7 @@ export class OrdersService implements DownloadsApi {
     const { bus } = this.deps;
     this.subs.push(bus.subscribe(SUBJECTS.orders, (p) => this.handle(p as OrdersRequest), { queue: 'orders' }));
     this.subs.push(bus.subscribe(PAYMENT_EVENTS_SUBJECT, (p) => this.onPayment(p as PaymentEvent), { queue: 'orders' }));
+    this.bookCache.start(bus);
     const recovered = await this.recover(0);
     this.sweepTimer = setInterval(() => void this.recover(this.deps.config.staleMs).catch(() => undefined), this.deps.config.sweepIntervalMs);
     this.sweepTimer.unref();
@@ -138,6 +142,7 @@ export class OrdersService implements DownloadsApi {
     this.stopped = true;
     clearInterval(this.sweepTimer);
     for (const s of this.subs) s.unsubscribe();
+    this.bookCache.stop();
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 
@@ -175,7 +180,7 @@ export class OrdersService implements DownloadsApi {
       case 'cart.set': {
         const line = validateCartLine(req.line);
         if (line.quantity > 0) {
-          const [book] = await this.books.get([line.bookId]);
+          const [book] = await this.bookCache.get([line.bookId]);
           if (!book) throw new KindredError('NOT_FOUND', `no book ${line.bookId}`);
           if (!book.formats.includes(line.format)) throw new KindredError('INVALID_ARGUMENT', `format: "${book.title}" is not sold as ${line.format}`);
         }
@@ -222,7 +227,7 @@ export class OrdersService implements DownloadsApi {
       if (earlier.requestHash !== hash) throw new KindredError('CONFLICT', 'this Idempotency-Key was used for a different order');
       return { order: orderView(await this.waitForRest(earlier, waitMs)), created: false };
     }
-    const books = await this.books.get([...new Set(input.lines.map((l) => l.bookId))]);
+    const books = await this.bookCache.get([...new Set(input.lines.map((l) => l.bookId))]);
     const priced = await pool.price({ lines: input.lines, books, taxBasisPoints: config.taxBasisPoints });
     if ('rejected' in priced) throw new KindredError('INVALID_ARGUMENT', priced.rejected);
     if (priced.lines.some((l) => l.format === 'print') && !input.shippingAddress) {

@@ -6,10 +6,13 @@
 import { createHmac } from 'node:crypto';
 import type { Book, BookFormat, CartLine, OrderLine } from '../contracts.js';
 
+/** The fields of a book pricing needs (only these cross to the worker). */
+export type PricedBook = Pick<Book, 'bookId' | 'title' | 'formats' | 'priceCents' | 'currency'>;
+
 export interface PriceTask {
   kind: 'price';
   lines: CartLine[];
-  books: Book[];
+  books: PricedBook[];
   /** tax in basis points of the subtotal (1000 = 10 %) */
   taxBasisPoints: number;
 }
