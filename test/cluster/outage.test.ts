@@ -26,6 +26,7 @@ import { startNats } from '../helpers/nats.js';
 import { startCassandra } from '../helpers/cassandra.js';
 import { startS3 } from '../helpers/s3.js';
 import { api, likeEachOther, testConfig, usersWithProfiles, type TestUser } from '../helpers/server.js';
+import { xml, xmppLogin, type XClient } from '../xmpp/helpers.js';
 
 // generous: a Cassandra (re)start takes ~15 s on a quiet machine and over a minute on a loaded one
 t.setTimeout(480_000);
@@ -95,7 +96,10 @@ function covered(nodes: ClusterNode[], shardCount = 256): boolean {
 }
 
 const started = Date.now();
-const nodes = await Promise.all(['o1', 'o2'].map(startClusterNode));
+// one after the other: the first creates the keyspace, the second finds it
+const nodes = [await startClusterNode('o1')];
+t.comment(`first node up (keyspace created) ${Date.now() - started} ms after starting it`);
+nodes.push(await startClusterNode('o2'));
 const [n1, n2] = nodes as [ClusterNode, ClusterNode];
 await until(() => nodes.every((n) => n.node.cluster!.membership.members().length === 2) && covered(nodes), 30_000, 'two nodes splitting the shards');
 t.comment(`two nodes up ${Date.now() - started} ms after starting them`);
@@ -111,6 +115,18 @@ async function connect(n: ClusterNode, u: TestUser): Promise<NativeClient> {
 }
 const a = await connect(n1, alice);
 const b = await connect(n2, bob);
+// Alice also has an XMPP session on o1: what an XMPP client is told during an outage
+const ax = await xmppLogin({ service: `xmpp://127.0.0.1:${n1.node.xmppPort}`, domain: 'localhost', username: alice.username, resource: 'outage' });
+t.teardown(() => ax.stop());
+
+/** An XMPP chat message during an outage: refused with a stanza error of type `wait`. */
+async function xmppRefusal(c: XClient, id: string): Promise<{ condition: string | undefined; type: string | undefined; ms: number }> {
+  const t0 = Date.now();
+  const errored = c.waitFor((el) => el.is('message') && el.attrs.type === 'error' && el.attrs.id === id, HANG_MS, `an error for ${id}`);
+  await c.xmpp.send(xml('message', { type: 'chat', to: `${bob.username}@localhost`, id }, xml('body', {}, `xmpp ${id}`)));
+  const err = (await errored).getChild('error');
+  return { condition: err?.getChildElements().find((e: any) => e.name !== 'text')?.name, type: err?.attrs.type, ms: Date.now() - t0 };
+}
 
 /** Every answer the server gave a send: what was acknowledged, which errors, how long each took. */
 interface Outcome {
@@ -147,7 +163,7 @@ async function send(from: NativeClient, to: TestUser, label: string): Promise<Ou
 }
 
 /** Both clients send, alternately, every `everyMs` until stopped: the chat going on during an outage. */
-function chatter(label: string, everyMs = 150): { stop: () => Promise<Outcome[]> } {
+function chatter(label: string, everyMs = 50): { stop: () => Promise<Outcome[]> } {
   let running = true;
   const mine: Outcome[] = [];
   const loop = (async () => {
@@ -212,6 +228,8 @@ t.test('a NATS restart', async (t) => {
   t.match(rest.body?.error?.message, /NATS|bus|responder/i, `with a reason: ${rest.body?.error?.message}`);
   const history = await api(n1.base, 'GET', `/v1/conversations/${bob.userId}/messages`, { token: alice.token });
   t.equal(history.status, 200, 'reads that need no actor still work (history from Cassandra)');
+  const x = await xmppRefusal(ax, 'x-nats');
+  t.same([x.condition, x.type], ['service-unavailable', 'wait'], `an XMPP message gets <service-unavailable/> type wait (${x.ms} ms)`);
 
   await sleep(2500);
   await nats.start();
@@ -246,6 +264,8 @@ t.test('a Cassandra outage (killed, started again on the same data)', async (t) 
   const rest = await api(n2.base, 'GET', `/v1/conversations/${alice.userId}/messages`, { token: bob.token });
   t.ok(rest.status === 503 || rest.status === 504, `REST answers ${rest.status}`);
   t.match(rest.body?.error?.message, /cassandra|storage|timed out/i, `with a reason: ${rest.body?.error?.message}`);
+  const x = await xmppRefusal(ax, 'x-cassandra');
+  t.same([x.condition, x.type], ['service-unavailable', 'wait'], `an XMPP message gets <service-unavailable/> type wait (${x.ms} ms)`);
   const reg = await api(n1.base, 'POST', '/v1/register', { json: { username: `late${process.pid}`, password: 'correct horse battery' } });
   t.ok(reg.status === 503 || reg.status === 504, `a registration is refused with ${reg.status}, not lost in a hang`);
   const health = await fetch(`${n1.base}/healthz`);
@@ -254,7 +274,7 @@ t.test('a Cassandra outage (killed, started again on the same data)', async (t) 
   await cassandra.start();
   const upAt = Date.now();
   t.comment(`Cassandra back after ${upAt - downAt} ms (its restart took ${cassandra.startSeconds.toFixed(1)} s)`);
-  const resumeMs = await chatResumes(a, b, bob, 'cassandra-after', 30_000);
+  const resumeMs = await chatResumes(a, b, bob, 'cassandra-after', 60_000);
   t.pass(`chat resumes without restarting Kindred, ${resumeMs} ms after Cassandra accepted connections again`);
   await chatResumes(b, a, alice, 'cassandra-after', 15_000);
   const reg2 = await api(n1.base, 'POST', '/v1/register', { json: { username: `late${process.pid}`, password: 'correct horse battery' } });

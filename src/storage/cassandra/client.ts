@@ -87,6 +87,19 @@ export class Session {
   }
 
   async connect(): Promise<void> {
+    // cassandra-driver 4.x: after every node was down, the control connection re-resolves the
+    // contact points and replaces their Host objects without shutting the old ones down; their
+    // pools then retry forever (and their timers keep the process alive after close()). Shut
+    // such a replaced host down here. (A host the cluster really removed is shut down by the
+    // driver itself and is no longer in the map.)
+    this.client.on('hostRemove', (old: cassandra.Host) => {
+      const current = this.client.hosts.get(old.address);
+      if (current && current !== old) {
+        void Promise.resolve()
+          .then(() => (old as unknown as { shutdown(waitForPending: boolean): Promise<void> }).shutdown(false))
+          .catch(() => undefined);
+      }
+    });
     try {
       await this.client.connect();
     } catch (err) {
