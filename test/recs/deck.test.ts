@@ -29,7 +29,7 @@ interface World {
   recs: Recommender;
 }
 
-async function world(t: Tap.Test, recs: Partial<RecsConfig> = {}): Promise<World> {
+async function world(t: { teardown(fn: () => unknown): void }, recs: Partial<RecsConfig> = {}): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), 'kindred-recs-'));
   const storage = await openEmbeddedStorage(dir);
   const bus = new LocalBus();
@@ -249,9 +249,9 @@ t.test('a deck refreshes when the seeker moves or changes preferences', async (t
   const paris = { lat: 48.85, lon: 2.35 };
   const lyon = { lat: 45.76, lon: 4.84 };
   let seeker = await put(w, profile({ gender: 'woman', wants: ['man'], at: paris, maxKm: 50 }));
-  const parisians = [];
+  const parisians: string[] = [];
   for (let i = 0; i < 10; i++) parisians.push((await put(w, profile({ gender: 'man', at: north(paris, i + 1) }))).userId);
-  const lyonnais = [];
+  const lyonnais: string[] = [];
   for (let i = 0; i < 3; i++) lyonnais.push((await put(w, profile({ gender: 'man', at: north(lyon, i + 1) }))).userId);
   const first = await w.recs.deck(seeker, 4);
   t.equal(first.userIds.length, 4);
