@@ -82,7 +82,8 @@ class XmppChat implements ChatSession {
 /** Connects and logs in one user. */
 export async function openSession(protocol: Protocol, ep: Endpoints, account: Account, localAddress: string): Promise<ChatSession> {
   if (protocol === 'xmpp-tcp' || protocol === 'xmpp-ws') {
-    const s = await XmppSession.open(protocol === 'xmpp-tcp' ? ep.xmppTcp : ep.xmppWs, account, { localAddress });
+    // 60 s: on a saturated shared box a peer's password check alone took over 30 s
+    const s = await XmppSession.open(protocol === 'xmpp-tcp' ? ep.xmppTcp : ep.xmppWs, account, { localAddress, timeoutMs: 60_000 });
     return new XmppChat(s);
   }
   if (!ep.native) throw new Error(`the native protocol is Kindred's: this target speaks only XMPP`);

@@ -14,8 +14,16 @@ export async function registerInBand(ep: XmppEndpoint, count: number, prefix: st
   const t0 = performance.now();
   const accounts = await pool(Array.from({ length: count }, (_, i) => i), concurrency, async (i) => {
     const username = `${prefix}-user-${i}`;
-    const s = await XmppSession.open(ep, { username, password: BENCH_PASSWORD }, { register: true, login: false, localAddress: sourceAddress(i) });
-    s.close();
+    // a busy peer hashing passwords can take long: 60 s per attempt, 3 attempts (a rerun finds <conflict/>: fine)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const s = await XmppSession.open(ep, { username, password: BENCH_PASSWORD }, { register: true, login: false, localAddress: sourceAddress(i), timeoutMs: 60_000 });
+        s.close();
+        break;
+      } catch (err) {
+        if (attempt >= 3) throw err;
+      }
+    }
     return { username, password: BENCH_PASSWORD, jid: `${username}@${ep.domain}` };
   });
   return { accounts, seconds: (performance.now() - t0) / 1000 };
