@@ -14,7 +14,7 @@ import { ADDRESS, PDF, WEBHOOK_SECRET, placeOrder, settled, startShop, waitForOr
 t.setTimeout(240_000);
 
 const shop = await startShop(t, {
-  config: { orders: { downloadTtlSeconds: 3, maxDownloads: 3, settleDeadlineSeconds: 6, providerAttempts: 3 } },
+  config: { orders: { downloadTtlSeconds: 8, maxDownloads: 3, settleDeadlineSeconds: 6, providerAttempts: 3 } },
 });
 const { base, provider } = shop;
 
@@ -51,7 +51,8 @@ t.test('an ebook is bought and downloaded through its signed link; the link coun
 
   const again = await placeOrder(base, user, 'ebook-2', { lines: [{ bookId, format: 'ebook', quantity: 1 }] });
   t.equal(again.body.order.state, 'fulfilled');
-  await new Promise((r) => setTimeout(r, 3200));
+  // the link expires 8 s after the payment
+  await new Promise((r) => setTimeout(r, Math.max(0, again.body.order.downloads[0].expiresAt - Date.now()) + 200));
   const late = await fetch(base + again.body.order.downloads[0].url);
   t.equal(late.status, 403, 'after its lifetime the link is refused');
   t.match(((await late.json()) as any).error.message, /expired/);
@@ -158,11 +159,12 @@ t.test('a short provider outage is retried through; a long one fails the order a
 t.test('cancel before payment releases stock; cancel after fulfilment refunds', async (t) => {
   const bookId = await shop.addBook({ title: 'The Cancel Test', formats: ['print'], stock: 3 });
   const user = await registerUser(base, 'canceller');
-  await provider.control({ asyncRate: 1, asyncDelayMs: 3000 });
-  const res = await placeOrder(base, user, 'c1', { lines: [{ bookId, format: 'print', quantity: 1 }], shippingAddress: ADDRESS }, 500);
-  await provider.control({ asyncRate: 0 });
-  t.equal(res.body.order.state, 'stock_reserved', 'waiting for an asynchronous confirmation');
+  await provider.control({ asyncRate: 1, asyncDelayMs: 6000 });
+  const res = await placeOrder(base, user, 'c1', { lines: [{ bookId, format: 'print', quantity: 1 }], shippingAddress: ADDRESS }, 0);
+  const waiting = await waitForOrder(base, user, res.body.order.orderId, (o) => o.state !== 'created');
+  t.equal(waiting.state, 'stock_reserved', 'waiting for an asynchronous confirmation');
   const cancelled = await api(base, 'POST', `/v1/orders/${res.body.order.orderId}/cancel`, { token: user.token });
+  await provider.control({ asyncRate: 0 });
   t.equal(cancelled.status, 200);
   t.equal(cancelled.body.order.state, 'cancelled');
   await waitForOrder(base, user, res.body.order.orderId, () => true);
@@ -170,7 +172,7 @@ t.test('cancel before payment releases stock; cancel after fulfilment refunds', 
   t.equal(await shop.stockOf(bookId), 3, 'the copy is back');
   const again = await api(base, 'POST', `/v1/orders/${res.body.order.orderId}/cancel`, { token: user.token });
   t.equal(again.body.order.state, 'cancelled', 'cancelling twice changes nothing');
-  await new Promise((r) => setTimeout(r, 3500));
+  await new Promise((r) => setTimeout(r, 6500));
   const { charges, refunds } = await provider.charges(res.body.order.orderId);
   t.equal(charges.length - refunds.length, 0, 'no charge stands for the cancelled order');
 
