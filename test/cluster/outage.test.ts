@@ -6,7 +6,9 @@
  *     JetStream store): sends during the outage get an error frame at once (UNAVAILABLE or
  *     TIMEOUT, never a hang), the nodes reconnect by themselves, take their shard leases back,
  *     and chat resumes;
- *  2. Cassandra is killed (SIGKILL: what a crash leaves) and started again on the same data
+ *  2. Cassandra hangs (SIGSTOP, then SIGCONT 8 s later): requests end within the storage
+ *     timeout with UNAVAILABLE/TIMEOUT, and service resumes once it answers again;
+ *  3. Cassandra is killed (SIGKILL: what a crash leaves) and started again on the same data
  *     dir and ports: requests during the outage get UNAVAILABLE/TIMEOUT promptly (REST 503 with
  *     a reason, error frames on the WebSocket), nothing crashes, the driver reconnects and
  *     service resumes without restarting Kindred.
@@ -247,6 +249,30 @@ t.test('a NATS restart', async (t) => {
   t.notOk(os.some((o) => o.code === 'HANG'), 'no send hung');
   t.ok(os.every((o) => o.ok || o.code === 'UNAVAILABLE' || o.code === 'TIMEOUT'), 'every refusal is UNAVAILABLE or TIMEOUT');
   t.ok(os.some((o) => !o.ok), 'the outage was seen by the clients');
+});
+
+t.test('a Cassandra that hangs (SIGSTOP for 8 s, then SIGCONT)', async (t) => {
+  const pid = cassandra.pid;
+  const resume = () => {
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      /* gone */
+    }
+  };
+  t.teardown(resume);
+  const stoppedAt = Date.now();
+  process.kill(pid, 'SIGSTOP');
+  const during = await send(a, bob, 'cassandra-hung');
+  t.notOk(during.ok, 'a send while Cassandra does not answer is refused');
+  t.ok(during.code === 'UNAVAILABLE' || during.code === 'TIMEOUT', `with UNAVAILABLE or TIMEOUT (got ${during.code}: ${during.message})`);
+  t.ok(during.ms < 8000, `within the storage timeout, not a hang (${during.ms} ms)`);
+  const rest = await api(n2.base, 'GET', `/v1/conversations/${alice.userId}/messages`, { token: bob.token });
+  t.ok(rest.status === 503 || rest.status === 504, `REST answers ${rest.status}: ${rest.body?.error?.message}`);
+  await sleep(Math.max(0, 8000 - (Date.now() - stoppedAt)));
+  resume();
+  const resumeMs = await chatResumes(a, b, bob, 'cassandra-continued', 30_000);
+  t.pass(`chat resumes ${resumeMs} ms after SIGCONT`);
 });
 
 t.test('a Cassandra outage (killed, started again on the same data)', async (t) => {
