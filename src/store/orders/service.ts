@@ -125,13 +125,19 @@ export class OrdersService implements DownloadsApi {
     this.payments = new PaymentsClient(deps.bus);
   }
 
-  /** Subscribes, then drives every order a previous run left in a middle state (recovery). */
-  async start(): Promise<{ recovered: number }> {
+  /**
+   * Subscribes, then drives every order a previous run left in a middle state (recovery).
+   * `recoverOlderThanMs`: 0 when this node is the only one (embedded: every pending order is
+   * its own, left by its crash); in a cluster only orders idle that long, so a starting node
+   * does not race the live nodes' settlements (harmless, every step is a compare-and-set, but
+   * wasted work).
+   */
+  async start(opts: { recoverOlderThanMs?: number } = {}): Promise<{ recovered: number }> {
     const { bus } = this.deps;
     this.subs.push(bus.subscribe(SUBJECTS.orders, (p) => this.handle(p as OrdersRequest), { queue: 'orders' }));
     this.subs.push(bus.subscribe(PAYMENT_EVENTS_SUBJECT, (p) => this.onPayment(p as PaymentEvent), { queue: 'orders' }));
     this.bookCache.start(bus);
-    const recovered = await this.recover(0);
+    const recovered = await this.recover(opts.recoverOlderThanMs ?? 0);
     this.sweepTimer = setInterval(() => void this.recover(this.deps.config.staleMs).catch(() => undefined), this.deps.config.sweepIntervalMs);
     this.sweepTimer.unref();
     return { recovered };

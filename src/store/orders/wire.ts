@@ -87,7 +87,7 @@ export async function startStoreOrders(opts: {
   });
   payments.start();
   try {
-    const { recovered } = await orders.start();
+    const { recovered } = await orders.start({ recoverOlderThanMs: config.cluster.enabled ? DEFAULT_ORDERS_CONFIG.staleMs : 0 });
     if (recovered > 0) log.info({ recovered }, 'orders: recovering orders left in a middle state');
   } catch (err) {
     payments.stop();
