@@ -393,7 +393,7 @@ export class UserActor implements Actor<UserMsg, unknown> {
   // ---- sessions and presence -------------------------------------------------
 
   private async attach(session: SessionRecord): Promise<{ pending: number }> {
-    this.replaceSameResource(session);
+    if (!this.replaceSameResource(session)) return { pending: 0 };
     const wasOffline = this.sessions.size === 0;
     this.sessions.set(session.connId, session);
     if (wasOffline) this.announcePresence(true);
@@ -410,15 +410,22 @@ export class UserActor implements Actor<UserMsg, unknown> {
   /**
    * An XMPP resource names one session of an account (RFC 6120 §7.7.2.2): a newer session
    * binding the same resource, on any node, replaces the older one, which is told to end.
-   * It is forgotten at once (its detach, if it comes, then finds nothing).
+   * It is forgotten at once (its detach, if it comes, then finds nothing). Newer = the later
+   * connection id (time-ordered): a stale session re-attached after a shard move or an outage
+   * is the one told to end, not the session that replaced it. False: `session` is that stale one.
    */
-  private replaceSameResource(session: SessionRecord): void {
-    if (session.transport !== 'xmpp') return;
-    for (const old of this.sessions.values()) {
-      if (old.transport !== 'xmpp' || old.device !== session.device || old.connId === session.connId) continue;
-      this.sessions.delete(old.connId);
-      this.pushTo([old], { type: 'replaced' });
+  private replaceSameResource(session: SessionRecord): boolean {
+    if (session.transport !== 'xmpp') return true;
+    for (const other of this.sessions.values()) {
+      if (other.transport !== 'xmpp' || other.device !== session.device || other.connId === session.connId) continue;
+      if (other.connId > session.connId) {
+        this.pushTo([session], { type: 'replaced' });
+        return false;
+      }
+      this.sessions.delete(other.connId);
+      this.pushTo([other], { type: 'replaced' });
     }
+    return true;
   }
 
   private async detach(connId: string): Promise<void> {
