@@ -10,6 +10,7 @@
  * interleave with another reservation, so stock never goes below zero.
  */
 import path from 'node:path';
+import type Database from 'better-sqlite3';
 import { KindredError } from '../../errors.js';
 import type { BookRecord, BookStore, ReservationLine, ReserveOutcome, StoredBook } from '../../store/books/storage.js';
 import { mergeLines, outcomeOf } from '../../store/books/stock-lines.js';
@@ -98,7 +99,12 @@ function params(b: BookRecord): unknown[] {
 const SELECT = `SELECT b.*, s.available FROM books b LEFT JOIN book_stock s ON s.book_id = b.book_id`;
 
 export class SqliteBookStore implements BookStore {
-  private constructor(private readonly ctx: ServiceDb) {}
+  /** getMany's statement, prepared once: its SQL is the same for any number of ids (json_each), and preparing it per call cost ~11 % of the server's CPU under the orders bench. */
+  private readonly manyById: Database.Statement<[string], BookRow>;
+
+  private constructor(private readonly ctx: ServiceDb) {
+    this.manyById = ctx.db.prepare<[string], BookRow>(`${SELECT} WHERE b.book_id IN (SELECT value FROM json_each(?))`);
+  }
 
   static open(dataDir: string, opts: ServiceDbOptions = {}): SqliteBookStore {
     return new SqliteBookStore(openServiceDb(path.join(dataDir, 'store', 'books.db'), DDL, BOOKS_DB_VERSION, opts));
@@ -187,7 +193,7 @@ export class SqliteBookStore implements BookStore {
   getMany(bookIds: string[]): Promise<StoredBook[]> {
     if (bookIds.length === 0) return Promise.resolve([]);
     return read(() =>
-      (this.ctx.db.prepare(`${SELECT} WHERE b.book_id IN (SELECT value FROM json_each(?))`).all(jsonList(bookIds)) as BookRow[]).map(toStored),
+      this.manyById.all(jsonList(bookIds)).map(toStored),
     );
   }
 
