@@ -91,7 +91,7 @@ for (const protocol of ['native-ws', 'xmpp-tcp'] as const) {
 t.test('step-load and connections with tiny loads', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'bench-selftest-'));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
-  const s = await bench(['chat', '--target', 'kindred', '--protocol', 'xmpp-tcp', '--pairs', '2', '--step-load', '--start-rate', '20', '--max-rate', '30', '--step-duration', '2', '--step-warmup', '1', '--refine', '0', '--out-dir', out]);
+  const s = await bench(['chat', '--target', 'kindred', '--protocol', 'xmpp-tcp', '--pairs', '2', '--step-load', '--start-rate', '20', '--max-rate', '20', '--step-duration', '2', '--step-warmup', '1', '--refine', '0', '--out-dir', out]);
   if (!t.equal(s.code, 0, 'step-load exit code 0')) t.comment(s.stderr.slice(-3000));
   const step = readRun(out, 'chat').json.runs[0].stepLoad;
   t.ok(step.steps.length >= 1 && step.steps[0].rate === 20, 'steps start at --start-rate');
