@@ -14,7 +14,7 @@
  * entries of the unknown tables are dropped). Outage tests pass `{ unsafeSystem: false }`.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -107,7 +107,97 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startCassandra(t: { teardown(fn: () => unknown): void }, opts: { unsafeSystem?: boolean } = {}): Promise<TestCassandra> {
+/**
+ * One Cassandra shared by the test files of a tap run that don't need a node of their own:
+ * starting Cassandra costs ~30 CPU-seconds, and most files only need a fresh keyspace (they
+ * name theirs uniquely). The first file to ask starts it under a lock and records it here;
+ * the files after it reuse it. scripts/stop-shared-test-services.mjs (tap's `before` and
+ * `after` programs) stops the run's node after the run, and any left by a run that died.
+ * Outside tap (no runner to stop it) every file gets its own node.
+ */
+// Keyed by the tap runner (every test file's parent), so concurrent tap runs in one checkout
+// each get their own node and never stop each other's.
+const SHARED_STATE = path.join(REPO, '.tap', `shared-cassandra-${process.ppid}.json`);
+const SHARED_LOCK = `${SHARED_STATE}.lock`;
+
+interface SharedState {
+  contactPoint: string;
+  port: number;
+  dir: string;
+  pid: number;
+  startSeconds: number;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** mkdir is atomic: whoever creates the lock directory starts the shared node; a dead holder's lock is taken over. */
+async function withSharedLock<T>(fn: () => Promise<T>): Promise<T> {
+  mkdirSync(path.dirname(SHARED_LOCK), { recursive: true });
+  const deadline = Date.now() + 10 * 60_000;
+  for (;;) {
+    try {
+      mkdirSync(SHARED_LOCK);
+      writeFileSync(path.join(SHARED_LOCK, 'pid'), String(process.pid));
+      break;
+    } catch {
+      let holder = 0;
+      try {
+        holder = Number(readFileSync(path.join(SHARED_LOCK, 'pid'), 'utf8'));
+      } catch {
+        // the holder is between mkdir and writing its pid
+      }
+      if (holder && !alive(holder)) rmSync(SHARED_LOCK, { recursive: true, force: true });
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${SHARED_LOCK}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(SHARED_LOCK, { recursive: true, force: true });
+  }
+}
+
+async function sharedCassandra(): Promise<TestCassandra> {
+  const state = await withSharedLock(async () => {
+    if (existsSync(SHARED_STATE)) {
+      const known = JSON.parse(readFileSync(SHARED_STATE, 'utf8')) as SharedState;
+      if (alive(known.pid) && (await accepts(known.port))) return known;
+    }
+    const env = await prepare();
+    const dir = mkdtempSync(path.join(tmpdir(), 'kindred-cassandra-shared-'));
+    const [port, storagePort] = await twoPorts();
+    const { pid, startSeconds } = await launchCassandra(env, dir, port, storagePort, true);
+    const started: SharedState = { contactPoint: `127.0.0.1:${port}`, port, dir, pid, startSeconds };
+    writeFileSync(SHARED_STATE, JSON.stringify(started));
+    return started;
+  });
+  const refuse = async (): Promise<void> => {
+    throw new Error('the shared test Cassandra cannot be stopped or restarted: use startCassandra(t, { own: true })');
+  };
+  // stop() is a no-op: the node outlives this file and is stopped after the whole run.
+  return { ...state, kill: refuse, start: refuse, stop: async () => undefined };
+}
+
+async function prepare(): Promise<NodeJS.ProcessEnv> {
   const java = findJava17();
   const env = { ...process.env, CASSANDRA_JAVA: java, PATH: `${path.dirname(java)}:${process.env.PATH ?? ''}` };
   const home = process.env.KINDRED_CACHE ?? path.join(process.env.HOME ?? tmpdir(), '.cache', 'kindred');
@@ -117,28 +207,48 @@ export async function startCassandra(t: { teardown(fn: () => unknown): void }, o
     }
   }
   await run('bash', [path.join(DEPLOY, 'install.sh')], env, 15 * 60_000);
+  return env;
+}
 
+async function twoPorts(): Promise<[number, number]> {
+  for (;;) {
+    const port = await freePort();
+    const storagePort = await freePort();
+    if (port !== storagePort) return [port, storagePort];
+  }
+}
+
+async function launchCassandra(env: NodeJS.ProcessEnv, dir: string, port: number, storagePort: number, unsafeSystem: boolean): Promise<{ pid: number; startSeconds: number }> {
+  const started = performance.now();
+  const { stdout } = await run(
+    'bash',
+    [path.join(DEPLOY, 'start.sh'), dir, String(port)],
+    { ...env, CASSANDRA_STORAGE_PORT: String(storagePort), CASSANDRA_JVM_EXTRA: unsafeSystem ? '-Dcassandra.unsafesystem=true' : '' },
+    240_000,
+  );
+  const pid = Number(stdout.trim().split('\n').pop());
+  if (!Number.isInteger(pid)) throw new Error(`start.sh printed no pid: ${stdout}`);
+  return { pid, startSeconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * A Cassandra for a test file. By default the run's shared node (see above); `own: true`
+ * (or `unsafeSystem: false`, or KINDRED_TEST_OWN_CASSANDRA=1) starts one for this file
+ * alone, which kill()/start() can take down and bring back (outage tests).
+ */
+export async function startCassandra(
+  t: { teardown(fn: () => unknown): void },
+  opts: { unsafeSystem?: boolean; own?: boolean } = {},
+): Promise<TestCassandra> {
+  const own = opts.own === true || opts.unsafeSystem === false || process.env.KINDRED_TEST_OWN_CASSANDRA === '1' || process.env.TAP !== '1';
+  if (!own) return sharedCassandra();
+  const env = await prepare();
   const dir = mkdtempSync(path.join(tmpdir(), 'kindred-cassandra-'));
-  let port = 0;
-  let storagePort = 0;
-  do {
-    port = await freePort();
-    storagePort = await freePort();
-  } while (port === storagePort);
+  const [port, storagePort] = await twoPorts();
   let pid = 0;
   let startSeconds = 0;
   const launch = async (): Promise<void> => {
-    const started = performance.now();
-    const { stdout } = await run(
-      'bash',
-      [path.join(DEPLOY, 'start.sh'), dir, String(port)],
-      { ...env, CASSANDRA_STORAGE_PORT: String(storagePort), CASSANDRA_JVM_EXTRA: opts.unsafeSystem === false ? '' : '-Dcassandra.unsafesystem=true' },
-      240_000,
-    );
-    const startedPid = Number(stdout.trim().split('\n').pop());
-    if (!Number.isInteger(startedPid)) throw new Error(`start.sh printed no pid: ${stdout}`);
-    pid = startedPid;
-    startSeconds = (performance.now() - started) / 1000;
+    ({ pid, startSeconds } = await launchCassandra(env, dir, port, storagePort, opts.unsafeSystem !== false));
     killOnExit(pid);
   };
   try {
