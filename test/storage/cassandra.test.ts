@@ -25,7 +25,8 @@ import { storageContract } from './contract.js';
 // Installing Cassandra (first run only, ~1 min), starting it (5-20 s) and a keyspace per subtest: more than the default file timeout.
 t.setTimeout(400_000);
 
-const node = await startCassandra(t);
+// Its own node: the last test freezes and kills it.
+const node = await startCassandra(t, { own: true });
 t.comment(`Cassandra accepting CQL on ${node.contactPoint} after ${node.startSeconds.toFixed(1)} s`);
 
 const dirs: string[] = [];
