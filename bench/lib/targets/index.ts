@@ -2,6 +2,7 @@
 import { startEjabberd } from './ejabberd.js';
 import { startKindred } from './kindred.js';
 import { startProsody } from './prosody.js';
+import { startKindredCluster } from './kindred-cluster.js';
 import { TARGETS, type TargetHandle, type TargetName } from './types.js';
 
 export function parseTargets(raw: string): TargetName[] {
@@ -32,6 +33,6 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<T
     case 'ejabberd':
       return startEjabberd(o);
     case 'kindred-cluster':
-      throw new Error('target kindred-cluster is not supported yet: the harness does not drive deploy/local/up.sh so far (see bench/README.md)');
+      return startKindredCluster({ config: o.config, keepData: o.keepData });
   }
 }
