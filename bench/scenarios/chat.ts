@@ -42,7 +42,7 @@ interface TargetRun {
 
 export async function chat(o: Options): Promise<void> {
   const targets = parseTargets(o.str('target', 'kindred'));
-  const onlyKindred = targets.every((t) => t === 'kindred');
+  const onlyKindred = targets.every((t) => t.startsWith('kindred'));
   const protocol = parseProtocol(o.str('protocol', onlyKindred ? 'native-ws' : 'xmpp-tcp'));
   const pairs = o.num('pairs', 200);
   const rate = o.num('rate', 500);

@@ -18,7 +18,7 @@ import type { ReportSection } from '../lib/html.js';
 
 export async function connections(o: Options): Promise<void> {
   const targets = parseTargets(o.str('target', 'kindred'));
-  const onlyKindred = targets.every((t) => t === 'kindred');
+  const onlyKindred = targets.every((t) => t.startsWith('kindred'));
   const protocol = parseProtocol(o.str('protocol', onlyKindred ? 'native-ws' : 'xmpp-tcp'));
   const n = o.num('connections', 1000);
   const concurrency = o.num('concurrency', 50);
