@@ -161,7 +161,10 @@ export class CassandraOrderStore implements OrderStore {
       async () => ((await this.readSerial(orderId)) ? false : undefined),
     );
     await this.s.execute(this.q.byCustomer, [fresh.customerId, orderId], { idempotent: true });
-    if (inserted && orderId === order.orderId) return { created: true, order: fresh };
+    // Whoever's insert applied created it: the claimant, or a racing caller with the same key
+    // that found the claim before its order row and inserted it on the claimant's behalf.
+    // Either way exactly one caller reports `created` (and drives settlement).
+    if (inserted) return { created: true, order: fresh };
     const now = await this.readSerial(orderId);
     if (!now) throw new KindredError('UNAVAILABLE', 'order vanished while being created');
     return { created: false, order: now };
