@@ -19,7 +19,7 @@ const USAGE = `usage: npm run bench -- <scenario> [options]
 scenarios (multi-target, load from --workers child processes)
   chat         N pairs exchange messages at a fixed open-loop rate, or --step-load to find the
                highest rate with p99 < 100 ms
-               --target kindred[,prosody,ejabberd] --protocol native-ws|native-tcp|xmpp-tcp|xmpp-ws
+               --target kindred[,kindred-cluster,prosody,ejabberd] --protocol native-ws|native-tcp|xmpp-tcp|xmpp-ws
                --pairs 200 --rate 500 --duration 20 --warmup 3 --body 64 --drain 30 --workers 2
                --step-load [--start-rate 500 --step-factor 1.5 --refine 3 --max-rate 50000
                             --step-duration 10 --step-warmup 2 --p99-limit 100]
