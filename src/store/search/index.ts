@@ -471,23 +471,40 @@ function grow<T extends Uint8Array | Int32Array | Float64Array>(old: T, bigger: 
   return bigger;
 }
 
-/** The first `k` items in `order`, without sorting everything when k is small. */
+/**
+ * The first `k` items in `order`, sorted, without sorting everything: a bounded binary heap
+ * whose root is the worst of the best k so far, so most items cost one comparison and the
+ * rest log k — O(n log k) whatever the input order (the slots often arrive oldest first).
+ */
 function topK<T>(items: T[], k: number, order: (a: T, b: T) => number): T[] {
-  if (items.length <= k * 4 || k > 2000) return items.sort(order).slice(0, k);
-  // Keep a sorted window of the best k; most items fall outside it after the first pass.
-  const best = items.slice(0, k).sort(order);
-  for (let i = k; i < items.length; i++) {
-    const it = items[i]!;
-    if (order(it, best[k - 1]!) >= 0) continue;
-    let lo = 0;
-    let hi = k - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (order(it, best[mid]!) < 0) hi = mid;
-      else lo = mid + 1;
+  if (items.length <= k * 4) return items.sort(order).slice(0, k);
+  const heap: T[] = [];
+  const worse = (i: number, j: number) => order(heap[i]!, heap[j]!) > 0;
+  const swap = (i: number, j: number) => {
+    const t = heap[i]!;
+    heap[i] = heap[j]!;
+    heap[j] = t;
+  };
+  const siftDown = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let w = i;
+      if (l < heap.length && worse(l, w)) w = l;
+      if (r < heap.length && worse(r, w)) w = r;
+      if (w === i) return;
+      swap(i, w);
+      i = w;
     }
-    best.splice(lo, 0, it);
-    best.pop();
+  };
+  for (const it of items) {
+    if (heap.length < k) {
+      heap.push(it);
+      for (let i = heap.length - 1; i > 0 && worse(i, (i - 1) >> 1); i = (i - 1) >> 1) swap(i, (i - 1) >> 1);
+    } else if (order(it, heap[0]!) < 0) {
+      heap[0] = it;
+      siftDown(0);
+    }
   }
-  return best;
+  return heap.sort(order);
 }
