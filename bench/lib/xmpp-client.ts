@@ -10,11 +10,12 @@
  * Login: STARTTLS (TCP, RFC 6120 §5) or plain RFC 7395 WebSocket framing, then SASL
  * PLAIN (RFC 4616; accepted by Kindred, Prosody and ejabberd once the stream is
  * encrypted, and the cheapest for the client, so the client never limits the login
- * rate), resource bind, initial presence (Prosody and ejabberd deliver a message to
+ * rate; SCRAM-SHA-1 where PLAIN is not offered: Kindred on plain ws://), resource bind, initial presence (Prosody and ejabberd deliver a message to
  * a bare JID only to available resources). Optional in-band registration
  * (XEP-0077) before SASL, which is how the harness creates thousands of users on
  * Prosody and ejabberd in seconds.
  */
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import WebSocket from 'ws';
@@ -150,6 +151,8 @@ export class XmppSession {
   private failed: Error | undefined;
   private failWaiter: ((err: Error) => void) | undefined;
   private loggedIn = false;
+  /** the last <stream:features> before SASL (which mechanisms are offered) */
+  private features = '';
   private writeRaw!: (s: string) => void;
   private endRaw!: () => void;
   private restartStream!: () => void;
@@ -249,7 +252,7 @@ export class XmppSession {
           sock = secure;
           this.restartStream();
           await this.next('stream:stream');
-          await this.next('stream:features');
+          this.features = await this.next('stream:features');
         })().then(resolve, reject);
       });
       raw.once('error', reject);
@@ -274,7 +277,7 @@ export class XmppSession {
         this.restartStream();
         void (async () => {
           await this.next('open');
-          await this.next('stream:features');
+          this.features = await this.next('stream:features');
         })().then(resolve, reject);
       });
     });
@@ -292,10 +295,12 @@ export class XmppSession {
   }
 
   private async login(): Promise<void> {
-    const creds = Buffer.from(`\0${this.account.username}\0${this.account.password}`).toString('base64');
-    this.writeRaw(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${creds}</auth>`);
-    const answer = await this.next();
-    if (!answer.startsWith('<success')) throw new XmppError('AUTH', `SASL PLAIN failed for ${this.account.username}: ${answer.slice(0, 300)}`);
+    const offers = (m: string) => this.features.includes(`>${m}</mechanism>`);
+    // PLAIN where offered (all three servers offer it on an encrypted stream); Kindred offers
+    // only SCRAM on plain ws://, so SCRAM-SHA-1 (or -256) there
+    const mech = offers('PLAIN') || !this.features.includes('<mechanism') ? 'PLAIN' : offers('SCRAM-SHA-1') ? 'SCRAM-SHA-1' : 'SCRAM-SHA-256';
+    const answer = mech === 'PLAIN' ? await this.plain() : await this.scram(mech === 'SCRAM-SHA-1' ? 'sha1' : 'sha256', mech);
+    if (!answer.startsWith('<success')) throw new XmppError('AUTH', `SASL ${mech} failed for ${this.account.username}: ${answer.slice(0, 300)}`);
     this.restartStream();
     await this.next(this.ep.transport === 'ws' ? 'open' : 'stream:stream');
     await this.next('stream:features');
@@ -308,6 +313,33 @@ export class XmppSession {
     this.loggedIn = true;
     // anything queued after bind (presence echoes) is not a message we wait for
     for (const xml of this.queue.splice(0)) this.onElement(xml);
+  }
+
+  private async plain(): Promise<string> {
+    const creds = Buffer.from(`\0${this.account.username}\0${this.account.password}`).toString('base64');
+    this.writeRaw(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${creds}</auth>`);
+    return this.next();
+  }
+
+  /** SCRAM (RFC 5802 / 7677) without channel binding; the server's signature is not checked (a load client). */
+  private async scram(hash: 'sha1' | 'sha256', mech: string): Promise<string> {
+    const nonce = randomBytes(18).toString('base64');
+    const user = this.account.username.replace(/=/g, '=3D').replace(/,/g, '=2C');
+    const clientFirstBare = `n=${user},r=${nonce}`;
+    this.writeRaw(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='${mech}'>${Buffer.from(`n,,${clientFirstBare}`).toString('base64')}</auth>`);
+    const challenge = await this.next();
+    const m = /<challenge[^>]*>([^<]*)<\/challenge>/.exec(challenge);
+    if (!m) return challenge;
+    const serverFirst = Buffer.from(m[1]!, 'base64').toString('utf8');
+    const attrs = Object.fromEntries(serverFirst.split(',').map((kv) => [kv[0], kv.slice(2)]));
+    const salted = pbkdf2Sync(this.account.password, Buffer.from(attrs.s ?? '', 'base64'), Number(attrs.i), hash === 'sha1' ? 20 : 32, hash);
+    const clientKey = createHmac(hash, salted).update('Client Key').digest();
+    const storedKey = createHash(hash).update(clientKey).digest();
+    const finalNoProof = `c=biws,r=${attrs.r}`;
+    const signature = createHmac(hash, storedKey).update(`${clientFirstBare},${serverFirst},${finalNoProof}`).digest();
+    const proof = Buffer.from(clientKey.map((b, i) => b ^ signature[i]!)).toString('base64');
+    this.writeRaw(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${Buffer.from(`${finalNoProof},p=${proof}`).toString('base64')}</response>`);
+    return this.next();
   }
 
   // --- incoming ---
