@@ -7,90 +7,17 @@
  * to another node and keep chatting.
  */
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { createLogger } from '../../src/log.js';
-import { startNode, type KindredNode } from '../../src/node.js';
-import { NatsBus } from '../../src/actors/nats-bus.js';
 import { NativeClient } from '../../src/client/native.js';
-import { startNats } from '../helpers/nats.js';
-import { startCassandra } from '../helpers/cassandra.js';
-import { startS3 } from '../helpers/s3.js';
-import { api, registerUser, setProfile, testConfig, type TestUser } from '../helpers/server.js';
+import { covered, startClusterNode, startClusterServices, waitFor, type ClusterNode } from '../helpers/cluster.js';
+import { api, registerUser, setProfile, type TestUser } from '../helpers/server.js';
 
 t.setTimeout(400_000);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const nats = await startNats(t, { jetstream: true });
-const cassandra = await startCassandra(t);
-t.comment(`Cassandra up after ${cassandra.startSeconds.toFixed(1)} s`);
-const s3 = await startS3();
-t.teardown(() => s3.close());
-
-const tokenSecret = randomBytes(32).toString('hex');
-const keyspace = `kindred_cluster_${process.pid}`;
-
-interface ClusterNode {
-  id: string;
-  node: KindredNode;
-  bus: NatsBus;
-  base: string;
-  wsUrl: string;
-  stop(): Promise<void>;
-}
-
-async function startClusterNode(id: string): Promise<ClusterNode> {
-  const dataDir = mkdtempSync(join(tmpdir(), `kindred-${id}-`));
-  const config = testConfig(dataDir, {
-    nodeId: id,
-    tokenSecret,
-    cluster: {
-      enabled: true,
-      natsUrls: [nats.url],
-      cassandra: { contactPoints: [cassandra.contactPoint], localDataCenter: 'datacenter1', keyspace },
-      s3: s3.options('kindred-cluster'),
-    },
-  } as Parameters<typeof testConfig>[1]);
-  // The bus is ours, so the test can cut this node off NATS without stopping it.
-  const bus = await NatsBus.connect({ servers: [nats.url], name: id, reconnectWaitMs: 100 });
-  const node = await startNode(config, createLogger('silent'), { bus });
-  let stopped: Promise<void> | undefined;
-  const cn: ClusterNode = {
-    id,
-    node,
-    bus,
-    base: `http://127.0.0.1:${node.httpPort}`,
-    wsUrl: `ws://127.0.0.1:${node.httpPort}/ws`,
-    stop: () =>
-      (stopped ??= (async () => {
-        await node.stop();
-        await bus.close();
-        rmSync(dataDir, { recursive: true, force: true });
-      })()),
-  };
-  t.teardown(() => cn.stop());
-  return cn;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<number> {
-  const start = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(25);
-  }
-  return Date.now() - start;
-}
+const svc = await startClusterServices(t, 'cluster');
+// Each node gets its own bus, so the test can cut one off NATS without stopping it.
+const addNode = (id: string) => startClusterNode(t, svc, id, { ownBus: true });
 
 const healthy = async (n: ClusterNode) => (await fetch(`${n.base}/healthz`)).status === 200;
-
-/** Every shard hosted by exactly one of `nodes`. */
-function covered(nodes: ClusterNode[], shardCount = 256): boolean {
-  const counts = new Array(shardCount).fill(0);
-  for (const n of nodes) for (const s of n.node.cluster!.shardManager.held()) counts[s]++;
-  return counts.every((c) => c === 1);
-}
 
 async function connect(n: ClusterNode, u: TestUser): Promise<NativeClient> {
   const c = await NativeClient.connectWs(n.wsUrl);
@@ -100,11 +27,11 @@ async function connect(n: ClusterNode, u: TestUser): Promise<NativeClient> {
 
 t.test('three nodes share one chat', async (t) => {
   const started = Date.now();
-  const n1 = await startClusterNode('node-1');
-  const n2 = await startClusterNode('node-2');
-  const n3 = await startClusterNode('node-3');
+  const n1 = await addNode('node-1');
+  const n2 = await addNode('node-2');
+  const n3 = await addNode('node-3');
   const nodes = [n1, n2, n3];
-  await until(
+  await waitFor(
     async () => nodes.every((n) => n.node.cluster!.membership.members().length === 3) && covered(nodes) && (await Promise.all(nodes.map(healthy))).every(Boolean),
     30_000,
     'three healthy nodes splitting the shards',
@@ -149,7 +76,7 @@ t.test('three nodes share one chat', async (t) => {
   const stopAt = Date.now();
   await Y.stop();
   const stopMs = Date.now() - stopAt;
-  await until(() => covered([X, Z]), 10_000, 'X and Z to serve every shard');
+  await waitFor(() => covered([X, Z]), 10_000, 'X and Z to serve every shard');
   const cleanMs = Date.now() - stopAt;
   t.ok(cleanMs < 10_000, `after a clean stop the survivors serve all shards ${cleanMs} ms after stop() began (stop took ${stopMs} ms)`);
   bWs.close();
@@ -165,10 +92,10 @@ t.test('three nodes share one chat', async (t) => {
 
   // 2. Z is cut off from NATS (connection closed under it, no clean hand-over).
   const cutAt = Date.now();
-  await Z.bus.nc.close();
-  const fencedMs = await until(() => Z.node.cluster!.shardManager.held().length === 0, 10_000, 'Z to stop hosting');
+  await Z.bus!.nc.close();
+  const fencedMs = await waitFor(() => Z.node.cluster!.shardManager.held().length === 0, 10_000, 'Z to stop hosting');
   t.ok(fencedMs < 5000, `the cut-off node stopped hosting after ${fencedMs} ms, before its leases could lapse (5 s)`);
-  await until(() => covered([X]), 15_000, 'X to serve every shard');
+  await waitFor(() => covered([X]), 15_000, 'X to serve every shard');
   const hardMs = Date.now() - cutAt;
   t.ok(hardMs < 10_000, `after a hard cut the survivor serves all shards ${hardMs} ms later`);
   bWs.close();

@@ -9,21 +9,13 @@
  * resources on the other nodes.
  */
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { createLogger } from '../../src/log.js';
-import { startNode, type KindredNode } from '../../src/node.js';
 import { NativeClient } from '../../src/client/native.js';
-import { startNats } from '../helpers/nats.js';
-import { startCassandra } from '../helpers/cassandra.js';
-import { startS3 } from '../helpers/s3.js';
-import { api, likeEachOther, testConfig, usersWithProfiles, type TestUser } from '../helpers/server.js';
+import { sleep } from '../helpers/async.js';
+import { startClusterNode, startClusterServices, waitFor, type ClusterNode } from '../helpers/cluster.js';
+import { api, likeEachOther, usersWithProfiles, type TestUser } from '../helpers/server.js';
 import { xml, xmppLogin, type XClient } from '../xmpp/helpers.js';
 
 t.setTimeout(240_000);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const ROSTER = 'jabber:iq:roster';
 const CHATSTATES = 'http://jabber.org/protocol/chatstates';
@@ -34,68 +26,14 @@ const DATA = 'jabber:x:data';
 const FORWARD = 'urn:xmpp:forward:0';
 const BLOCKING = 'urn:xmpp:blocking';
 
-const nats = await startNats(t, { jetstream: true });
-const cassandra = await startCassandra(t);
-t.comment(`Cassandra up after ${cassandra.startSeconds.toFixed(1)} s`);
-const s3 = await startS3();
-t.teardown(() => s3.close());
-
-const tokenSecret = randomBytes(32).toString('hex');
-const keyspace = `kindred_xmpp_${process.pid}`;
-
-interface ClusterNode {
-  id: string;
-  node: KindredNode;
-  base: string;
-  wsUrl: string;
-  xmpp: string;
-  stop(): Promise<void>;
-}
-
-async function startClusterNode(id: string): Promise<ClusterNode> {
-  const dataDir = mkdtempSync(join(tmpdir(), `kindred-${id}-`));
-  const config = testConfig(dataDir, {
-    nodeId: id,
-    tokenSecret,
-    cluster: {
-      enabled: true,
-      natsUrls: [nats.url],
-      cassandra: { contactPoints: [cassandra.contactPoint], localDataCenter: 'datacenter1', keyspace },
-      s3: s3.options('kindred-xmpp'),
-    },
-  } as Parameters<typeof testConfig>[1]);
-  const node = await startNode(config, createLogger('silent'));
-  let stopped: Promise<void> | undefined;
-  const cn: ClusterNode = {
-    id,
-    node,
-    base: `http://127.0.0.1:${node.httpPort}`,
-    wsUrl: `ws://127.0.0.1:${node.httpPort}/ws`,
-    xmpp: `xmpp://127.0.0.1:${node.xmppPort}`,
-    stop: () =>
-      (stopped ??= (async () => {
-        await node.stop();
-        rmSync(dataDir, { recursive: true, force: true });
-      })()),
-  };
-  t.teardown(() => cn.stop());
-  return cn;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
+const svc = await startClusterServices(t, 'xmpp');
 
 const healthy = async (n: ClusterNode) => (await fetch(`${n.base}/healthz`)).status === 200;
 
 const started = Date.now();
-const nodes = await Promise.all(['x1', 'x2', 'x3'].map(startClusterNode));
+const nodes = await Promise.all(['x1', 'x2', 'x3'].map((id) => startClusterNode(t, svc, id)));
 const [n1, n2, n3] = nodes as [ClusterNode, ClusterNode, ClusterNode];
-await until(async () => nodes.every((n) => n.node.cluster!.membership.members().length === 3) && (await Promise.all(nodes.map(healthy))).every(Boolean), 30_000, 'three healthy nodes');
+await waitFor(async () => nodes.every((n) => n.node.cluster!.membership.members().length === 3) && (await Promise.all(nodes.map(healthy))).every(Boolean), 30_000, 'three healthy nodes');
 t.comment(`three nodes healthy ${Date.now() - started} ms after starting them`);
 const domain = 'localhost';
 const bare = (u: TestUser) => `${u.username}@${domain}`;

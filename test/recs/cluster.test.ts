@@ -9,25 +9,16 @@ import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { createLogger } from '../../src/log.js';
-import { startNode, type KindredNode } from '../../src/node.js';
 import { openCassandraStorage } from '../../src/storage/cluster.js';
 import { FileBlobStore } from '../../src/storage/files.js';
-import { startNats } from '../helpers/nats.js';
-import { startCassandra } from '../helpers/cassandra.js';
-import { startS3 } from '../helpers/s3.js';
-import { api, registerUser, setProfile, testConfig, type TestUser } from '../helpers/server.js';
+import { startClusterNode, startClusterServices, waitFor } from '../helpers/cluster.js';
+import { api, registerUser, setProfile, type TestUser } from '../helpers/server.js';
 import { recsStorageQueries } from './storage-queries.js';
 
 t.setTimeout(600_000);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const nats = await startNats(t, { jetstream: true });
-const cassandra = await startCassandra(t);
-t.comment(`Cassandra up after ${cassandra.startSeconds.toFixed(1)} s`);
-const s3 = await startS3();
-t.teardown(() => s3.close());
+const svc = await startClusterServices(t, 'recs');
+const { cassandra } = svc;
 
 recsStorageQueries(t, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kindred-recs-cblobs-'));
@@ -40,45 +31,16 @@ recsStorageQueries(t, async () => {
   });
 });
 
-const tokenSecret = randomBytes(32).toString('hex');
-const keyspace = `kindred_recs_${process.pid}`;
-
-async function startClusterNode(id: string): Promise<{ node: KindredNode; base: string }> {
-  const dataDir = mkdtempSync(join(tmpdir(), `kindred-${id}-`));
-  const config = testConfig(dataDir, {
-    nodeId: id,
-    tokenSecret,
-    cluster: {
-      enabled: true,
-      natsUrls: [nats.url],
-      cassandra: { contactPoints: [cassandra.contactPoint], localDataCenter: 'datacenter1', keyspace },
-      s3: s3.options('kindred-recs'),
-    },
-    recs: { threads: 1 },
-  } as Parameters<typeof testConfig>[1]);
-  const node = await startNode(config, createLogger('silent'));
-  t.teardown(async () => {
-    await node.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  return { node, base: `http://127.0.0.1:${node.httpPort}` };
-}
-
-async function until(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
+// one worker thread per node: three nodes share two cores
+const addNode = (id: string) => startClusterNode(t, svc, id, { config: { recs: { threads: 1 } } });
 
 const deckIds = async (base: string, u: TestUser, query = '') =>
   ((await api(base, 'GET', `/v1/deck${query}`, { token: u.token })).body.cards as Array<{ userId: string }>).map((c) => c.userId);
 
 t.test('decks across two cluster nodes', async (t) => {
-  const n1 = await startClusterNode('recs-1');
-  const n2 = await startClusterNode('recs-2');
-  await until(async () => (await fetch(`${n1.base}/healthz`)).status === 200 && (await fetch(`${n2.base}/healthz`)).status === 200, 30_000, 'two healthy nodes');
+  const n1 = await addNode('recs-1');
+  const n2 = await addNode('recs-2');
+  await waitFor(async () => (await fetch(`${n1.base}/healthz`)).status === 200 && (await fetch(`${n2.base}/healthz`)).status === 200, 30_000, 'two healthy nodes');
 
   const here = { lat: 41.39, lon: 2.17 };
   const seeker = await registerUser(n1.base, 'rseek');
@@ -91,7 +53,7 @@ t.test('decks across two cluster nodes', async (t) => {
     men.push(m);
   }
   const all = men.map((m) => m.userId);
-  await until(async () => (await deckIds(n1.base, seeker, '?limit=50')).length === 12, 10_000, 'node 1 to see the 12 profiles written on node 2');
+  await waitFor(async () => (await deckIds(n1.base, seeker, '?limit=50')).length === 12, 10_000, 'node 1 to see the 12 profiles written on node 2');
   t.same(new Set(await deckIds(n2.base, seeker, '?limit=50')), new Set(all), 'both nodes serve the same people');
 
   // a swipe through node 2 leaves the deck served by node 1
@@ -112,7 +74,7 @@ t.test('decks across two cluster nodes', async (t) => {
   t.equal(bad.status, 422, 'a bad cursor is a 422');
 
   // a node started now builds its index from Cassandra
-  const n3 = await startClusterNode('recs-3');
-  await until(async () => (await fetch(`${n3.base}/healthz`)).status === 200, 30_000, 'node 3 healthy');
+  const n3 = await addNode('recs-3');
+  await waitFor(async () => (await fetch(`${n3.base}/healthz`)).status === 200, 30_000, 'node 3 healthy');
   t.same(new Set(await deckIds(n3.base, seeker, '?limit=50')), new Set(all.slice(1)), 'a new node scanned the profiles from Cassandra');
 });
