@@ -497,7 +497,10 @@ function topK<T>(items: T[], k: number, order: (a: T, b: T) => number): T[] {
       i = w;
     }
   };
-  for (const it of items) {
+  // Backwards: slots are mostly handed out oldest first, so for newest-first orders (the
+  // common browse) the best items come first and nearly all the rest cost one comparison.
+  for (let i = items.length - 1; i >= 0; i--) {
+    const it = items[i]!;
     if (heap.length < k) {
       heap.push(it);
       for (let i = heap.length - 1; i > 0 && worse(i, (i - 1) >> 1); i = (i - 1) >> 1) swap(i, (i - 1) >> 1);
