@@ -17,55 +17,26 @@
  * (Cassandra's commitlog is `group`: an ack follows an fsync).
  */
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createLogger } from '../../src/log.js';
-import { startNode, type KindredNode } from '../../src/node.js';
 import { NativeClient, NativeError } from '../../src/client/native.js';
-import { startNats } from '../helpers/nats.js';
-import { startCassandra } from '../helpers/cassandra.js';
-import { startS3 } from '../helpers/s3.js';
-import { api, likeEachOther, testConfig, usersWithProfiles, type TestUser } from '../helpers/server.js';
+import { covered, startClusterNode, startClusterServices, waitFor, type ClusterNode } from '../helpers/cluster.js';
+import { api, likeEachOther, usersWithProfiles, type TestUser } from '../helpers/server.js';
 import { xml, xmppLogin, type XClient } from '../xmpp/helpers.js';
 
 // generous: a Cassandra (re)start takes ~15 s on a quiet machine and over a minute on a loaded one
 t.setTimeout(480_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const nats = await startNats(t, { jetstream: true });
 // a schema that survives the kill (see the helper)
-const cassandra = await startCassandra(t, { unsafeSystem: false });
-t.comment(`Cassandra up after ${cassandra.startSeconds.toFixed(1)} s`);
-const s3 = await startS3();
-t.teardown(() => s3.close());
+const svc = await startClusterServices(t, 'outage', { cassandra: { unsafeSystem: false } });
+const { nats, cassandra } = svc;
 
-const tokenSecret = randomBytes(32).toString('hex');
-const keyspace = `kindred_outage_${process.pid}`;
+type OutageNode = ClusterNode & { natsStatus: string[] };
 
-interface ClusterNode {
-  id: string;
-  node: KindredNode;
-  base: string;
-  wsUrl: string;
-  natsStatus: string[];
-}
-
-async function startClusterNode(id: string): Promise<ClusterNode> {
-  const dataDir = mkdtempSync(join(tmpdir(), `kindred-${id}-`));
-  const config = testConfig(dataDir, {
-    nodeId: id,
-    tokenSecret,
-    cluster: {
-      enabled: true,
-      natsUrls: [nats.url],
-      cassandra: { contactPoints: [cassandra.contactPoint], localDataCenter: 'datacenter1', keyspace },
-      s3: s3.options('kindred-outage'),
-    },
-  } as Parameters<typeof testConfig>[1]);
+/** A cluster node whose logger records NATS status changes (silent otherwise), which the test reads. */
+async function startWatchedNode(id: string): Promise<OutageNode> {
   const natsStatus: string[] = [];
-  // The node's own logger, silent except for NATS status changes, which the test reads.
   const log = createLogger('silent');
   const watched = Object.assign(Object.create(log), {
     info(obj: unknown, ...rest: unknown[]) {
@@ -74,36 +45,16 @@ async function startClusterNode(id: string): Promise<ClusterNode> {
       return (log.info as (...a: unknown[]) => void)(obj, ...rest);
     },
   }) as typeof log;
-  const node = await startNode(config, watched);
-  t.teardown(async () => {
-    await node.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  return { id, node, base: `http://127.0.0.1:${node.httpPort}`, wsUrl: `ws://127.0.0.1:${node.httpPort}/ws`, natsStatus };
-}
-
-async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<number> {
-  const start = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-  return Date.now() - start;
-}
-
-function covered(nodes: ClusterNode[], shardCount = 256): boolean {
-  const counts = new Array(shardCount).fill(0);
-  for (const n of nodes) for (const s of n.node.cluster!.shardManager.held()) counts[s]++;
-  return counts.every((c) => c === 1);
+  return Object.assign(await startClusterNode(t, svc, id, { log: watched }), { natsStatus });
 }
 
 const started = Date.now();
 // one after the other: the first creates the keyspace, the second finds it
-const nodes = [await startClusterNode('o1')];
+const nodes = [await startWatchedNode('o1')];
 t.comment(`first node up (keyspace created) ${Date.now() - started} ms after starting it`);
-nodes.push(await startClusterNode('o2'));
-const [n1, n2] = nodes as [ClusterNode, ClusterNode];
-await until(() => nodes.every((n) => n.node.cluster!.membership.members().length === 2) && covered(nodes), 30_000, 'two nodes splitting the shards');
+nodes.push(await startWatchedNode('o2'));
+const [n1, n2] = nodes as [OutageNode, OutageNode];
+await waitFor(() => nodes.every((n) => n.node.cluster!.membership.members().length === 2) && covered(nodes), 30_000, 'two nodes splitting the shards');
 t.comment(`two nodes up ${Date.now() - started} ms after starting them`);
 
 const [alice, bob] = (await usersWithProfiles(n1, 'oa', 'ob')) as [TestUser, TestUser];
@@ -237,9 +188,9 @@ t.test('a NATS restart', async (t) => {
   await nats.start();
   const upAt = Date.now();
   t.comment(`nats-server back after ${upAt - downAt} ms`);
-  const reconnectMs = await until(() => nodes.every((n) => n.natsStatus.includes('reconnect')), 15_000, 'both nodes to reconnect');
+  const reconnectMs = await waitFor(() => nodes.every((n) => n.natsStatus.includes('reconnect')), 15_000, 'both nodes to reconnect');
   t.pass(`both nodes reconnected by themselves ${reconnectMs} ms after the server came back`);
-  const leasesMs = await until(() => nodes.every((n) => n.node.cluster!.membership.members().length === 2) && covered(nodes), 20_000, 'every shard leased again');
+  const leasesMs = await waitFor(() => nodes.every((n) => n.node.cluster!.membership.members().length === 2) && covered(nodes), 20_000, 'every shard leased again');
   t.pass(`every shard is leased and hosted again ${leasesMs} ms after the server came back`);
   const resumeMs = await chatResumes(a, b, bob, 'nats-after', 15_000);
   t.pass(`chat resumes o1 → o2 (${resumeMs} ms)`);
@@ -250,6 +201,14 @@ t.test('a NATS restart', async (t) => {
   t.ok(os.every((o) => o.ok || o.code === 'UNAVAILABLE' || o.code === 'TIMEOUT'), 'every refusal is UNAVAILABLE or TIMEOUT');
   t.ok(os.some((o) => !o.ok), 'the outage was seen by the clients');
 });
+
+/** Whether every thread of `pid` is stopped (state T in /proc/<pid>/task/<tid>/stat). */
+function stoppedState(pid: number): boolean {
+  return readdirSync(`/proc/${pid}/task`).every((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+  });
+}
 
 t.test('a Cassandra that hangs (SIGSTOP for 8 s, then SIGCONT)', async (t) => {
   const pid = cassandra.pid;
@@ -263,6 +222,9 @@ t.test('a Cassandra that hangs (SIGSTOP for 8 s, then SIGCONT)', async (t) => {
   t.teardown(resume);
   const stoppedAt = Date.now();
   process.kill(pid, 'SIGSTOP');
+  // kill() only queues the signal: wait until every thread of the JVM is really stopped
+  // (state T), or a send racing the stop could still be served.
+  await waitFor(() => stoppedState(pid), 5_000, 'Cassandra to be stopped');
   const during = await send(a, bob, 'cassandra-hung');
   t.notOk(during.ok, 'a send while Cassandra does not answer is refused');
   t.ok(during.code === 'UNAVAILABLE' || during.code === 'TIMEOUT', `with UNAVAILABLE or TIMEOUT (got ${during.code}: ${during.message})`);
