@@ -1,19 +1,11 @@
-/** The book store's shapes, as in src/store/contracts.ts and src/store/search/. */
-export type BookFormat = 'ebook' | 'print';
+/**
+ * The book store's shapes. Those the REST API returns as they are on the bus come from the
+ * server's contract (type-only: nothing of the server is bundled); the rest are views of
+ * src/store/search/ and the Customers service.
+ */
+import type { Book, BookFormat, OrderState, ShippingAddress } from '../../../src/store/contracts.js';
 
-export interface Book {
-  bookId: string;
-  title: string;
-  authors: string[];
-  isbn: string;
-  description: string;
-  priceCents: number;
-  currency: string;
-  formats: BookFormat[];
-  stock: number;
-  coverUrl?: string;
-  hasEbookFile: boolean;
-}
+export type { Book, BookFormat, CartLine, OrderLine, OrderState, OrderView, ShippingAddress } from '../../../src/store/contracts.js';
 
 export interface Facets {
   format: Record<BookFormat, number>;
@@ -36,53 +28,11 @@ export interface Suggestion {
   authors: string[];
 }
 
-export type OrderState = 'created' | 'stock_reserved' | 'paid' | 'fulfilled' | 'failed' | 'cancelled' | 'refunded';
-
-export interface OrderLine {
-  bookId: string;
-  format: BookFormat;
-  quantity: number;
-  unitPriceCents: number;
-  title: string;
-}
-
-export interface ShippingAddress {
-  name: string;
-  line1: string;
-  line2?: string;
-  city: string;
-  postalCode: string;
-  country: string;
-}
-
 /** an entry of the customer's address book (Customers service) */
 export interface SavedAddress extends Required<ShippingAddress> {
   addressId: string;
   label: string;
   isDefault: boolean;
-}
-
-export interface OrderView {
-  orderId: string;
-  customerId: string;
-  state: OrderState;
-  lines: OrderLine[];
-  currency: string;
-  subtotalCents: number;
-  taxCents: number;
-  totalCents: number;
-  shippingAddress?: ShippingAddress;
-  reason?: string;
-  downloads?: Array<{ bookId: string; url: string; expiresAt: number; maxDownloads: number }>;
-  shipment?: { trackingId: string; carrier: string; createdAt: number };
-  createdAt: number;
-  updatedAt: number;
-}
-
-export interface CartLine {
-  bookId: string;
-  format: BookFormat;
-  quantity: number;
 }
 
 export function formatPrice(cents: number, currency: string): string {
