@@ -13,6 +13,12 @@
  * is run once more at the same rate and counts as failed only if that fails too; and
  * the steps start after one unmeasured warm-up phase at the start rate (first
  * messages of each conversation, JIT, caches).
+ *
+ * A step that fails while other processes on the machine used more than `busyCores`
+ * (measured by the caller over that step) says more about the neighbours than about the
+ * server: it is repeated, up to `busyRetries` more times after a pause, and only a failure
+ * measured on a quiet enough machine (or the last try) counts. Each verdict records the
+ * other tenants' CPU, so a report shows which steps ran on a busy machine.
  */
 import type { PhaseResult } from './fleet.js';
 
@@ -22,13 +28,26 @@ export interface StepOptions {
   maxRate: number;
   refine: number;
   limitMs: number;
+  /** other tenants' CPU (cores) above which a failed step is not trusted (default: no limit) */
+  busyCores?: number;
+  /** how many more times a step that failed on a busy machine is run (default 3) */
+  busyRetries?: number;
+  /** pause before repeating a step that failed on a busy machine (default 10 s) */
+  busyPauseMs?: number;
 }
+
+/** One measured step, with the CPU other processes used while it ran (when the caller measured it). */
+export type StepRun = PhaseResult & { otherCores?: number };
 
 export interface StepVerdict {
   rate: number;
   ok: boolean;
   /** a second attempt at the same rate after a failure */
   retry?: boolean;
+  /** other tenants' CPU during the step, cores */
+  otherCores?: number;
+  /** failed while the machine was busy: repeated instead of judged */
+  busy?: boolean;
   why: string;
   result: PhaseResult;
 }
@@ -42,7 +61,7 @@ export function judge(r: PhaseResult, limitMs: number): { ok: boolean; why: stri
 }
 
 export async function stepLoad(
-  run: (rate: number) => Promise<PhaseResult>,
+  run: (rate: number) => Promise<StepRun>,
   o: StepOptions,
   log: (s: string) => void,
   warmup?: (rate: number) => Promise<unknown>,
@@ -52,12 +71,21 @@ export async function stepLoad(
     log(`warm-up phase at ${o.start} msgs/s (not judged)`);
     await warmup(o.start);
   }
-  const attempt = async (rate: number, retry: boolean) => {
-    const result = await run(rate);
-    const v = { rate, ...judge(result, o.limitMs), retry, result };
-    steps.push(v);
-    log(`step ${rate} msgs/s${retry ? ' (again)' : ''}: ${v.ok ? 'sustained' : 'NOT sustained'} (${v.why}; p99 over the step ${result.latencyMs.p99} ms)`);
-    return v.ok;
+  const attempt = async (rate: number, retry: boolean): Promise<boolean> => {
+    let busyLeft = o.busyRetries ?? 3;
+    for (;;) {
+      const { otherCores, ...result } = await run(rate);
+      const verdict = judge(result, o.limitMs);
+      const busy = !verdict.ok && o.busyCores !== undefined && otherCores !== undefined && otherCores > o.busyCores && busyLeft > 0;
+      const v: StepVerdict = { rate, ...verdict, retry, ...(otherCores !== undefined ? { otherCores } : {}), ...(busy ? { busy } : {}), result };
+      steps.push(v);
+      const others = otherCores !== undefined ? `; other tenants ${otherCores.toFixed(2)} cores` : '';
+      const outcome = v.ok ? 'sustained' : busy ? 'failed on a busy machine, will be repeated' : 'NOT sustained';
+      log(`step ${rate} msgs/s${retry ? ' (again)' : ''}: ${outcome} (${v.why}; p99 over the step ${result.latencyMs.p99} ms${others})`);
+      if (!busy) return v.ok;
+      busyLeft--;
+      await new Promise((r) => setTimeout(r, o.busyPauseMs ?? 10_000));
+    }
   };
   const step = async (rate: number) => (await attempt(rate, false)) || (await attempt(rate, true));
   let good = 0;

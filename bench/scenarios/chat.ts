@@ -60,6 +60,9 @@ export async function chat(o: Options): Promise<void> {
     maxRate: o.num('max-rate', 50_000),
     refine: o.num('refine', 3),
     limitMs: o.num('p99-limit', 100),
+    // a failed step measured while other processes used more than this many cores is repeated
+    busyCores: o.num('busy-cores', 0.5),
+    busyRetries: o.num('busy-retries', 3),
   };
   const stepDuration = o.num('step-duration', 10);
   const stepWarmup = o.num('step-warmup', 2);
@@ -109,9 +112,11 @@ export async function chat(o: Options): Promise<void> {
         if (steps) {
           step = await stepLoad(
             async (r) => {
+              const from = (Date.now() - samplerStart) / 1000;
               const res = await runPhase(r, stepDuration, stepWarmup);
+              const { otherCores } = summarizeSamples(sampler.samples, from, (Date.now() - samplerStart) / 1000);
               await sleep(1000);
-              return res;
+              return { ...res, otherCores };
             },
             stepOpts,
             log,
