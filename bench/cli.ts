@@ -13,6 +13,7 @@ import { connections } from './scenarios/connections.js';
 import { search } from './scenarios/search.js';
 import { tindr } from './scenarios/tindr.js';
 import { orders } from './scenarios/orders.js';
+import { mixed } from './scenarios/mixed.js';
 
 const USAGE = `usage: npm run bench -- <scenario> [options]
 
@@ -42,16 +43,22 @@ Kindred-only scenarios (one load-generator process, native protocol)
   orders       sustained order settlements against the payment provider stand-in (its own process)
                --customers 6000000 --books 2000 --rate 500 --duration 20 --warmup 5
                --provider-latency 50 --provider-jitter 10 --decline-rate 0 --pool-size 2 --ebook-share 0.5
+  mixed        both products on one server at once, open loop: Tindr chat + swipes over the native protocol,
+               book-store searches + orders over REST (payment provider stand-in); per-part rates and latencies
+               --target kindred|kindred-cluster --scale 1 --chat-rate 200 --swipe-rate 100 --search-rate 10 --order-rate 10
+               --pairs 200 --users 500 --books 10000 --customers 500 --duration 20 --warmup 5 --drain 30
+               --match-rate 0.001 --like 0.3 --protocol ws|tcp --body 64 --provider-latency 50 --provider-jitter 10
+               --pool-size 2 --ebook-share 0.5 --seed 42
 
 common
   --server-entry FILE   Kindred server to run (default dist/cli.js; build with \`npm run build\`; src/cli.ts runs under tsx)
   --server-config JSON  merged over Kindred's bench config
   --keep-data           keep the servers' temp data dirs and logs
   --prosody-archive sql|memory  Prosody's mod_mam store (default sql: SQLite)
-  --out-dir DIR         where chat/connections write their JSON and HTML (default bench/results)
+  --out-dir DIR         where a run writes its JSON (and HTML) (default bench/results; not orders/search)
   --setup-concurrency N account creations in flight during setup (default 50)`;
 
-const SCENARIOS: Record<string, (o: Options) => Promise<void>> = { chat, 'chat-native': chatNative, connections, tindr, swipes, idle, recs, orders, search };
+const SCENARIOS: Record<string, (o: Options) => Promise<void>> = { chat, 'chat-native': chatNative, connections, tindr, swipes, idle, recs, orders, search, mixed };
 
 async function main(argv: string[]): Promise<void> {
   const { positional, flags } = parseFlags(argv, new Set(['keep-data', 'help']));

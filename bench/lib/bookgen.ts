@@ -9,6 +9,9 @@
  */
 import { isbn13CheckDigit } from '../../src/store/books/isbn.js';
 import type { BookInput } from '../../src/store/books/validate.js';
+import { prng } from './random.js';
+
+export { prng };
 
 const FIRST = 'Ada Alan Alice Amara Anna Arthur Astrid Ben Bianca Boris Carla Carlos Chen Chloe Clara Dante David Diego Dmitri Edith Elena Elif Emil Emma Ezra Farah Felix Flora Frank Freya Gabriel Grace Hana Hector Helen Hugo Ian Ines Ingrid Isaac Ivan Jack Jade James Jana Javier Jonas Jorge Julia Kai Karim Kate Kenji Lara Laura Leo Leon Lin Lina Lucas Lucia Luis Maria Mark Marta Max Maya Mei Mia Milan Mina Nadia Nina Noah Nora Olga Omar Oscar Pablo Paul Petra Quinn Rafael Rania Rosa Ruth Sam Sara Selma Simon Sofia Sven Tara Theo Tomas Uma Ursula Vera Victor Wanda Yara Yusuf Zoe Zora'.split(' ');
 const LAST = 'Abbott Adler Ahmed Alvarez Andersen Arendt Bauer Becker Bell Berg Blake Brandt Brooks Byrne Campbell Chen Cohen Costa Cruz Dahl Dias Duarte Dubois Eriksen Evans Falk Fischer Fontaine Fox Garcia Gomez Grant Gray Gupta Haas Hansen Hart Hayes Hoffmann Holm Huang Ibarra Ito Jansen Jensen Kaur Keller Khan Kim Klein Koch Kowalski Kruger Lange Larsen Le\u00a0Guin Lewis Lindqvist Lopez Lund Maier Marsh Martins Meyer Miller Moreau Morgan Murphy Nakamura Novak Nunez Olsen Ortiz Park Patel Perez Petrov Quinn Reyes Richter Rossi Ruiz Sato Schmidt Schulz Silva Singh Sousa Stein Suzuki Tanaka Torres Vargas Vogel Wagner Walsh Weber Wolf Wright Young Zhang Ziegler'.split(' ').map((s) => s.replace('\u00a0', ' '));
@@ -39,18 +42,6 @@ const LEXICON: readonly string[] = (() => {
 
 /** Family names: the 100 above plus 1,900 made-up ones, so about 200,000 distinct authors. */
 const FAMILY: readonly string[] = [...LAST, ...LEXICON.slice(0, 1900).map((w) => w.charAt(0).toUpperCase() + w.slice(1))];
-
-/** mulberry32: small, fast, deterministic. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Skewed pick: low indexes far more often (roughly Zipf with s≈1). */
 function zipf<T>(list: readonly T[], r: () => number): T {

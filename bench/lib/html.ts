@@ -20,6 +20,11 @@ export interface ReportSection {
   cpuCores: Series[];
   /** [percentile, ms] */
   distribution: Array<[number, number]>;
+  /** several latency distributions in one chart (one per part of a mixed load), [percentile, ms] each; replaces `distribution` */
+  distributions?: Series[];
+  /** chart titles and units where they are not chat messages (e.g. "operations/s") */
+  throughputUnit?: string;
+  latencyTitle?: string;
 }
 
 export interface Report {
@@ -92,15 +97,16 @@ export function renderReport(r: Report): string {
   const body: string[] = [`<h1>${esc(r.title)}</h1>`, `<p><code>${esc(r.command)}</code></p>`, `<p>${esc(r.machine)}</p>`, table(r.table.header, r.table.rows)];
   for (const s of r.sections) {
     body.push(`<h2>${esc(s.title)}</h2>`, table(['', ''], s.rows));
-    body.push(lineChart('Throughput', 'msgs/s', s.throughput));
-    body.push(lineChart('Delivery latency per second', 'ms (log)', s.latency, { logY: true }));
-    const dist = s.distribution.filter(([p]) => p > 0);
+    body.push(lineChart('Throughput', s.throughputUnit ?? 'msgs/s', s.throughput));
+    body.push(lineChart(s.latencyTitle ?? 'Delivery latency per second', 'ms (log)', s.latency, { logY: true }));
+    const dists = (s.distributions ?? [{ name: 'latency', points: s.distribution }]).map((d) => ({ name: d.name, points: d.points.filter(([p]) => p > 0) }));
     const nines = (p: number) => (p >= 100 ? 5 : -Math.log10(1 - p / 100));
+    const ticks = dists.find((d) => d.points.length)?.points ?? [];
     body.push(
-      lineChart('Latency percentiles (whole measured window)', 'ms (log)', [{ name: 'latency', points: dist.map(([p, v]) => [nines(p), v]) }], {
+      lineChart('Latency percentiles (whole measured window)', 'ms (log)', dists.map((d) => ({ name: d.name, points: d.points.map(([p, v]) => [nines(p), v] as [number, number]) })), {
         logY: true,
         xLabel: 'percentile',
-        xTicks: dist.map(([p]) => [nines(p), p >= 100 ? 'max' : `p${p}`]),
+        xTicks: ticks.map(([p]) => [nines(p), p >= 100 ? 'max' : `p${p}`]),
       }),
     );
     body.push(lineChart('Server RSS', 'MiB', s.rssMiB));

@@ -55,7 +55,8 @@ export interface ServerHandle {
   stop(): Promise<void>;
 }
 
-function deepMerge(base: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
+/** `patch` merged into `base`, objects key by key (arrays and other values replace). */
+export function deepMerge(base: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(patch)) {
     const cur = out[k];

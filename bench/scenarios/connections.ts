@@ -12,7 +12,8 @@ import { log, ms, sleep } from '../lib/report.js';
 import { machineInfo, ProcSampler, procSnapshot, round, summarizeSamples, type Sample } from '../lib/proc.js';
 import { machineLine, printSideBySide, processSeries, writeRun } from '../lib/output.js';
 import { parseProtocol } from '../lib/sessions.js';
-import { gitInfo, resolveEntry } from '../lib/server.js';
+import { gitInfo } from '../lib/server.js';
+import { scenarioFlags, warnIfStale } from '../lib/scenario.js';
 import { parseTargets, startTarget } from '../lib/targets/index.js';
 import type { ReportSection } from '../lib/html.js';
 
@@ -24,17 +25,11 @@ export async function connections(o: Options): Promise<void> {
   const concurrency = o.num('concurrency', 50);
   const settle = o.num('settle', 5);
   const workers = o.num('workers', 2);
-  const setupConcurrency = o.num('setup-concurrency', 50);
-  const outDir = o.str('out-dir', '');
-  const entry = o.str('server-entry', '') || undefined;
-  const keepData = o.bool('keep-data');
+  const { setupConcurrency, outDir, entry, keepData, serverConfig } = scenarioFlags(o);
   const prosodyArchive = o.str('prosody-archive', 'sql', ['sql', 'memory'] as const);
   o.checkUnknown();
   if (protocol.startsWith('native') && !onlyKindred) throw new Error(`--protocol ${protocol} is Kindred's own; compare servers with --protocol xmpp-tcp or xmpp-ws`);
-  if (targets.includes('kindred')) {
-    const { warning } = resolveEntry(entry);
-    if (warning) log(`warning: ${warning}`);
-  }
+  if (targets.includes('kindred')) warnIfStale(entry);
   const machine = machineInfo();
   const runs = [];
   /** targets whose run failed (e.g. the server died): reported, and the other targets still run */
@@ -42,7 +37,7 @@ export async function connections(o: Options): Promise<void> {
   for (const name of targets) {
     try {
       log(`target ${name}: starting`);
-      const target = await startTarget(name, { entry, config: o.serverConfig(), keepData, prosodyArchive });
+      const target = await startTarget(name, { entry, config: serverConfig, keepData, prosodyArchive });
       let fleet: Fleet | undefined;
       try {
         log(`target ${target.version} (pid ${target.pid}); setup: ${n} accounts`);
@@ -113,7 +108,7 @@ export async function connections(o: Options): Promise<void> {
     distribution: [],
     ...processSeries(r.samples),
   }));
-  const files = writeRun('connections', outDir || undefined, {
+  const files = writeRun('connections', outDir, {
     scenario: 'connections',
     startedAt: new Date().toISOString(),
     argv: process.argv.slice(2),

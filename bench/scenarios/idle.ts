@@ -10,13 +10,14 @@
  * 127.0.0.2..127.0.0.9 so 10k+ sockets don't exhaust one address's ephemeral ports.
  */
 import type { Options } from '../lib/args.js';
-import { BenchConn, sourceAddress, type Target } from '../lib/conn.js';
+import { BenchConn, sourceAddress } from '../lib/conn.js';
 import { Latency } from '../lib/hist.js';
-import { ProcSampler, machineInfo, procSnapshot, round, summarizeSamples, tcpSockstat } from '../lib/proc.js';
-import { fmt, log, ms, printTable, sleep, writeResult } from '../lib/report.js';
-import { gitInfo, resolveEntry, scrapeMetrics, startServer } from '../lib/server.js';
+import { ProcSampler, procSnapshot, round, summarizeSamples, tcpSockstat } from '../lib/proc.js';
+import { fmt, log, ms, printTable, sleep } from '../lib/report.js';
+import { scrapeMetrics } from '../lib/server.js';
 import { registerUsers } from '../lib/setup.js';
 import { gcAndMeasure, type MemoryUsage } from '../lib/inspector.js';
+import { contextRows, nativeTarget, scenarioFlags, withScenarioServer, writeScenarioResult } from '../lib/scenario.js';
 
 export async function idle(o: Options): Promise<void> {
   const connections = o.num('connections', 10_000);
@@ -25,23 +26,16 @@ export async function idle(o: Options): Promise<void> {
   const settle = o.num('settle', 5);
   const protocol = o.str('protocol', 'ws', ['ws', 'tcp'] as const);
   const forceGc = !o.bool('no-gc');
-  const setupConcurrency = o.num('setup-concurrency', 50);
-  const entryFlag = o.str('server-entry', '');
-  const keepData = o.bool('keep-data');
+  const flags = scenarioFlags(o);
+  const setupConcurrency = flags.setupConcurrency;
   o.checkUnknown();
 
-  const machine = machineInfo();
-  const { warning } = resolveEntry(entryFlag || undefined);
-  if (warning) log(`warning: ${warning}`);
-  const server = await startServer({ entry: entryFlag || undefined, keepData, config: o.serverConfig(), inspect: forceGc });
-  log(`server pid ${server.pid} on http ${server.httpPort}, tcp ${server.tcpPort} (${server.entry})`);
-  const conns: BenchConn[] = [];
-  const measureAfterGc = async (): Promise<MemoryUsage | undefined> => {
-    if (!forceGc) return undefined;
-    if (!server.inspectorUrl) throw new Error('the server printed no inspector URL; run with --no-gc');
-    return gcAndMeasure(server.inspectorUrl);
-  };
-  try {
+  await withScenarioServer(flags, { inspect: forceGc }, async ({ server, machine, conns }) => {
+    const measureAfterGc = async (): Promise<MemoryUsage | undefined> => {
+      if (!forceGc) return undefined;
+      if (!server.inspectorUrl) throw new Error('the server printed no inspector URL; run with --no-gc');
+      return gcAndMeasure(server.inspectorUrl);
+    };
     const fresh = procSnapshot(server.pid);
     log(`setup: registering ${userCount} users over REST, ${setupConcurrency} at a time`);
     const { users, register } = await registerUsers(server.base, userCount, {
@@ -59,7 +53,7 @@ export async function idle(o: Options): Promise<void> {
     const metricsBefore = await scrapeMetrics(server.base);
 
     log(`opening ${connections} ${protocol} connections (connect + auth), ${concurrency} at a time`);
-    const target: Target = { protocol, wsUrl: server.wsUrl, host: '127.0.0.1', tcpPort: server.tcpPort };
+    const target = nativeTarget(server, protocol);
     const latency = new Latency();
     const failures: Record<string, number> = {};
     const closes: Record<string, number> = {};
@@ -166,24 +160,16 @@ export async function idle(o: Options): Promise<void> {
         : []),
       ['RSS after closing all', `${fmt(closed.rssKiB / 1024)} MiB`],
       ['still open after settle', `${open} (closed by the server: ${JSON.stringify(closedByServer)})`],
-      ['server warnings / errors', `${problems.warnings} / ${problems.errors}`],
-      ['other tenants (mean cores) / CPU pressure', `${results.contention.otherCores} / ${Math.round(results.contention.cpuPressure * 100)}%`],
-      ['machine load avg at start', machine.loadavg.join(' ')],
+      ...contextRows(problems, results.contention, machine),
     ]);
-    const file = writeResult('idle', {
-      scenario: 'idle',
-      startedAt: new Date(Date.now() - connectSeconds * 1000).toISOString(),
-      argv: process.argv.slice(2),
+    writeScenarioResult('idle', flags, {
+      startedAt: Date.now() - connectSeconds * 1000,
       params: { connections, users: userCount, concurrency, settle, protocol, forceGc },
       machine,
-      server: { entry: server.entry, config: server.config, git: gitInfo() },
+      server,
       setup: { register },
       results,
       samples: sampler.samples,
     });
-    log(`wrote ${file}`);
-  } finally {
-    for (const c of conns) c.close();
-    await server.stop();
-  }
+  });
 }

@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import type { Options } from '../lib/args.js';
 import { Latency, nowMs } from '../lib/hist.js';
 import { machineInfo } from '../lib/proc.js';
+import { prng as rng } from '../lib/random.js';
 import { fmt, log, ms, printTable, writeResult } from '../lib/report.js';
 import { LocalBus } from '../../src/actors/bus.js';
 import { makeConfig } from '../../src/config.js';
@@ -32,18 +33,6 @@ import { Recommender } from '../../src/recs/recommender.js';
 import type { CandidateRecord } from '../../src/recs/index.js';
 import type { Gender, Profile, Storage } from '../../src/storage/types.js';
 import { openEmbeddedStorage } from '../../src/storage/embedded.js';
-
-/** mulberry32: a small seeded PRNG, so runs are repeatable. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(r: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
@@ -165,6 +154,7 @@ export async function recs(o: Options): Promise<void> {
   const paging = o.bool('paging');
   const scan = o.num('scan', 0);
   const seekerCount = o.num('seekers', 5000);
+  const outDir = o.str('out-dir', '') || undefined;
   o.checkUnknown();
 
   const now = Date.now();
@@ -295,6 +285,6 @@ export async function recs(o: Options): Promise<void> {
     generateSeconds,
     loadSeconds,
     scan: scanResult,
-  });
+  }, outDir);
   log(`wrote ${file}`);
 }

@@ -9,32 +9,13 @@
  * for every run); `npm run bench -- chat --target kindred,prosody,ejabberd` does.
  */
 import t from 'tap';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { ElementSplitter, messageBody } from '../../bench/lib/xmpp-client.js';
 import { judge } from '../../bench/lib/step-load.js';
 import type { PhaseResult } from '../../bench/lib/fleet.js';
-
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-
-function bench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    execFile(process.execPath, ['--import', 'tsx', 'bench/cli.ts', ...args], { cwd: ROOT, timeout: 90_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-function readRun(dir: string, scenario: string): { json: any; html: string } {
-  const files = readdirSync(dir).filter((f) => f.startsWith(`${scenario}-`));
-  const json = files.find((f) => f.endsWith('.json'));
-  const html = files.find((f) => f.endsWith('.html'));
-  if (!json || !html) throw new Error(`no ${scenario} JSON/HTML in ${dir}: ${files.join(', ')}`);
-  return { json: JSON.parse(readFileSync(join(dir, json), 'utf8')), html: readFileSync(join(dir, html), 'utf8') };
-}
+import { bench, readRun } from './run-cli.js';
 
 t.test('the XMPP stanza splitter finds top-level elements across chunk boundaries', async (t) => {
   const got: string[] = [];

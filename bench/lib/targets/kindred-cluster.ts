@@ -47,7 +47,7 @@ function isFree(port: number): Promise<boolean> {
   );
 }
 
-export async function startKindredCluster(opts: { nodes?: number; config?: Record<string, unknown>; keepData?: boolean }): Promise<TargetHandle> {
+export async function startKindredCluster(opts: { nodes?: number; config?: Record<string, unknown>; keepData?: boolean }): Promise<TargetHandle & { base: string }> {
   const nodes = opts.nodes ?? 2;
   const dir = mkdtempSync(join(tmpdir(), 'kindred-bench-cluster-'));
   const configFile = join(dir, 'bench-config.json');
@@ -85,6 +85,8 @@ export async function startKindredCluster(opts: { nodes?: number; config?: Recor
     name: 'kindred-cluster',
     version: `Kindred cluster (${nodes} nodes, dist/cli.js)`,
     pid,
+    /** node 1's REST base */
+    base,
     xmppTcp: { transport: 'tcp', host: '127.0.0.1', port: ports.KINDRED_LOCAL_XMPP_PORT, wsUrl: '', domain },
     xmppWs: { transport: 'ws', host: '127.0.0.1', port: 0, wsUrl: `ws://127.0.0.1:${ports.KINDRED_LOCAL_HTTP_PORT}/xmpp-websocket`, domain },
     native: { wsUrl: `ws://127.0.0.1:${ports.KINDRED_LOCAL_HTTP_PORT}/ws`, host: '127.0.0.1', tcpPort: ports.KINDRED_LOCAL_TCP_PORT },

@@ -7,20 +7,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { scrapeMetrics, startServer, REPO_ROOT } from '../server.js';
+import { deepMerge, scrapeMetrics, startServer, REPO_ROOT } from '../server.js';
 import { matchedPairs, registerUsers } from '../setup.js';
 import { BENCH_PASSWORD, type Account, type TargetHandle } from './types.js';
 
 export const KINDRED_XMPP_LIMITS = { xmpp: { stanzasPerSecond: 1_000_000, stanzaBurst: 1_000_000 } };
-
-function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const cur = out[k];
-    out[k] = cur && typeof cur === 'object' && v && typeof v === 'object' && !Array.isArray(v) ? deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>) : v;
-  }
-  return out;
-}
 
 export async function startKindred(opts: { entry?: string; config?: Record<string, unknown>; keepData?: boolean; inspect?: boolean }): Promise<TargetHandle & { inspectorUrl?: string; base: string }> {
   const server = await startServer({ entry: opts.entry, keepData: opts.keepData, inspect: opts.inspect, config: deepMerge(KINDRED_XMPP_LIMITS, opts.config ?? {}) });
