@@ -9,6 +9,7 @@ import { connectAll, type BenchConn, type Protocol, type Target } from './conn.j
 import { machineInfo, procSnapshot, round, selfCpuSeconds, type MachineInfo, type ProcSnapshot, type Sample, type SampleSummary } from './proc.js';
 import { fmt, log, ms, writeResult, type Row } from './report.js';
 import { deepMerge, gitInfo, resolveEntry, startServer, type ServerHandle } from './server.js';
+import { registerUsers, type BenchUser, type SetupTiming } from './setup.js';
 
 /** The flags every Kindred-only scenario takes besides its own. */
 export interface ScenarioFlags {
@@ -80,6 +81,23 @@ export async function openSessions(target: Target, tokens: readonly string[], in
   const conns = await connectAll(target, tokens, { concurrency: 100 });
   into.push(...conns);
   return { conns, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * `count` users named `<prefix>-user-<i>` with profiles that fit each other (one city, wide
+ * preferences, so they meet in each other's decks), registered over REST, each online with
+ * one native session (added to `into`).
+ */
+export async function onlineProfiles(
+  base: string,
+  native: { wsUrl: string; tcpPort: number },
+  into: BenchConn[],
+  o: { count: number; prefix: string; protocol: Protocol; setupConcurrency: number },
+): Promise<{ users: BenchUser[]; conns: BenchConn[]; register: SetupTiming; profile: SetupTiming; connectSeconds: number }> {
+  log(`setup: ${o.count} users with profiles over REST`);
+  const { users, register, profile } = await registerUsers(base, o.count, { prefix: o.prefix, concurrency: o.setupConcurrency, profiles: true });
+  const { conns, seconds } = await openSessions(nativeTarget(native, o.protocol), users.map((u) => u.token), into);
+  return { users, conns, register, profile: profile!, connectSeconds: seconds };
 }
 
 /**

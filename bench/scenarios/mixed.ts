@@ -33,7 +33,7 @@ import { machineInfo, ProcSampler, round, summarizeSamples } from '../lib/proc.j
 import { Progress } from '../lib/progress.js';
 import { prng } from '../lib/random.js';
 import { fmt, log, ms, printTable, type Row } from '../lib/report.js';
-import { CostWindow, nativeTarget, openSessions, scenarioEnvelope, scenarioFlags, serverCostRows, warnIfStale, type ScenarioFlags } from '../lib/scenario.js';
+import { CostWindow, nativeTarget, onlineProfiles, openSessions, scenarioEnvelope, scenarioFlags, serverCostRows, warnIfStale, type ScenarioFlags } from '../lib/scenario.js';
 import { deepMerge, scrapeMetrics, startServer } from '../lib/server.js';
 import { matchedPairs, registerUsers } from '../lib/setup.js';
 import { startKindredCluster } from '../lib/targets/kindred-cluster.js';
@@ -167,10 +167,9 @@ export async function mixed(o: Options): Promise<void> {
     // ── Tindr: matched pairs and swipers with profiles, one native session each ──
     log(`setup: ${rates.chat > 0 ? pairs : 0} matched pairs, ${rates.swipes > 0 ? userCount : 0} swipers with profiles, ${rates.orders > 0 ? customerCount : 0} customers, ${rates.search > 0 || rates.orders > 0 ? bookCount : 0} books`);
     const chatUsers = rates.chat > 0 ? (await timed('pairsSeconds', () => matchedPairs(base, pairs, flags.setupConcurrency))).pairs.flatMap(([a, b]) => [a, b]) : [];
-    const swipers = rates.swipes > 0 ? (await timed('swipersSeconds', () => registerUsers(base, userCount, { prefix: 'tindr', concurrency: flags.setupConcurrency, profiles: true }))).users : [];
-    const native = nativeTarget(sys.native, protocol);
-    const chatConns = (await timed('chatConnectSeconds', () => openSessions(native, chatUsers.map((u) => u.token), conns))).conns;
-    const swiperConns = (await timed('swiperConnectSeconds', () => openSessions(native, swipers.map((u) => u.token), conns))).conns;
+    const chatConns = (await timed('chatConnectSeconds', () => openSessions(nativeTarget(sys.native, protocol), chatUsers.map((u) => u.token), conns))).conns;
+    const { users: swipers, conns: swiperConns } =
+      rates.swipes > 0 ? await timed('swipersSeconds', () => onlineProfiles(base, sys.native, conns, { count: userCount, prefix: 'tindr', protocol, setupConcurrency: flags.setupConcurrency })) : { users: [], conns: [] };
 
     // ── book store: catalogue, search index, customers ──
     let bookIds: string[] = [];

@@ -14,9 +14,8 @@ import type { Options } from '../lib/args.js';
 import { Latency, nowMs, watchLoopDelay } from '../lib/hist.js';
 import { ProcSampler, round, summarizeSamples } from '../lib/proc.js';
 import { fmt, log, ms, printTable, sleep } from '../lib/report.js';
-import { CostWindow, nativeTarget, openSessions, scenarioFlags, serverCost, serverCostRows, withScenarioServer, writeScenarioResult } from '../lib/scenario.js';
+import { CostWindow, onlineProfiles, scenarioFlags, serverCost, serverCostRows, withScenarioServer, writeScenarioResult } from '../lib/scenario.js';
 import { scrapeMetrics } from '../lib/server.js';
-import { registerUsers } from '../lib/setup.js';
 
 export async function swipes(o: Options): Promise<void> {
   const userCount = o.num('users', 1000);
@@ -30,9 +29,7 @@ export async function swipes(o: Options): Promise<void> {
   if (userCount < 2) throw new Error('--users must be at least 2');
 
   await withScenarioServer(flags, {}, async ({ server, machine, conns }) => {
-    log(`setup: ${userCount} users with profiles over REST`);
-    const { users, register, profile } = await registerUsers(server.base, userCount, { prefix: 'swiper', concurrency: flags.setupConcurrency, profiles: true });
-    const { seconds: connectSeconds } = await openSessions(nativeTarget(server, protocol), users.map((u) => u.token), conns);
+    const { users, register, profile, connectSeconds } = await onlineProfiles(server.base, server, conns, { count: userCount, prefix: 'swiper', protocol, setupConcurrency: flags.setupConcurrency });
     const ids = users.map((u) => u.userId);
 
     const latency = new Latency();
@@ -117,7 +114,7 @@ export async function swipes(o: Options): Promise<void> {
       }),
     };
     printTable(`swipes: ${userCount} users over ${protocol}, ${concurrency} in flight, ${duration} s, ${Math.round(likeShare * 100)}% likes`, [
-      ['setup', `${fmt(register.perSecond)} reg/s, ${fmt(profile!.perSecond)} profiles/s, ${round(connectSeconds, 1)} s to connect ${conns.length}`],
+      ['setup', `${fmt(register.perSecond)} reg/s, ${fmt(profile.perSecond)} profiles/s, ${round(connectSeconds, 1)} s to connect ${conns.length}`],
       ['swipes/s', fmt(results.swipesPerSecond)],
       ['latency p50 / p90 / p99 / max', `${ms(l.p50)} / ${ms(l.p90)} / ${ms(l.p99)} / ${ms(l.max)}`],
       ['errors', JSON.stringify(errors)],

@@ -20,8 +20,7 @@ import { eventsIn, runOpenLoop } from '../lib/open-loop.js';
 import { ProcSampler, round, summarizeSamples } from '../lib/proc.js';
 import { Progress } from '../lib/progress.js';
 import { fmt, log, ms, printTable, sleep } from '../lib/report.js';
-import { nativeTarget, openSessions, scenarioFlags, withScenarioServer, writeScenarioResult } from '../lib/scenario.js';
-import { registerUsers } from '../lib/setup.js';
+import { onlineProfiles, scenarioFlags, withScenarioServer, writeScenarioResult } from '../lib/scenario.js';
 
 export async function tindr(o: Options): Promise<void> {
   const userCount = o.num('users', 1000);
@@ -36,9 +35,7 @@ export async function tindr(o: Options): Promise<void> {
   if (userCount < 2) throw new Error('--users must be at least 2');
 
   await withScenarioServer(flags, {}, async ({ server, machine, conns }) => {
-    log(`setup: ${userCount} users with profiles over REST`);
-    const { users, register } = await registerUsers(server.base, userCount, { prefix: 'tindr', concurrency: flags.setupConcurrency, profiles: true });
-    await openSessions(nativeTarget(server, protocol), users.map((u) => u.token), conns);
+    const { users, register } = await onlineProfiles(server.base, server, conns, { count: userCount, prefix: 'tindr', protocol, setupConcurrency: flags.setupConcurrency });
     const swiper = new DeckSwiper(users.map((u) => u.userId), conns, { matchRate, likeShare });
 
     const sampler = new ProcSampler(server.pid).start();
