@@ -21,6 +21,11 @@ export interface KindredConfig {
   auth: { scryptN: number; scramIterations: number; registration: boolean };
   logLevel: string;
   tls: { certFile: string; keyFile: string } | null;
+  /**
+   * who terminates TLS on the TCP listeners (native TCP, XMPP): set as `tls.terminator`;
+   * `front` = kindred-tls-front (src/protocol/tls-front/), `node` = node:tls, `auto` = the front when built
+   */
+  tlsTerminator: 'auto' | 'node' | 'front';
   shards: number;
   actors: { mailboxLimit: number; idleMs: number; askTimeoutMs: number };
   limits: {
@@ -145,6 +150,7 @@ export const defaults: KindredConfig = {
   auth: { scryptN: 16384, scramIterations: 4096, registration: true },
   logLevel: 'info',
   tls: null,
+  tlsTerminator: 'auto',
   shards: 256,
   actors: { mailboxLimit: 1024, idleMs: 120_000, askTimeoutMs: 10_000 },
   limits: {
@@ -238,6 +244,7 @@ const FLAGS: Record<string, { key: keyof KindredConfig | `${'tls' | 'xmpp' | 'cl
   '--token-secret': { key: 'tokenSecret', env: 'KINDRED_TOKEN_SECRET' },
   '--tls-cert': { key: 'tls.certFile', env: 'KINDRED_TLS_CERT' },
   '--tls-key': { key: 'tls.keyFile', env: 'KINDRED_TLS_KEY' },
+  '--tls-terminator': { key: 'tls.terminator', env: 'KINDRED_TLS_TERMINATOR' },
   '--xmpp-port': { key: 'xmpp.port', env: 'KINDRED_XMPP_PORT', num: true },
   '--xmpp-tls-port': { key: 'xmpp.tlsPort', env: 'KINDRED_XMPP_TLS_PORT', num: true },
   '--cluster': { key: 'cluster.enabled', env: 'KINDRED_CLUSTER', kind: 'bool' },
@@ -284,9 +291,18 @@ function setValue(target: Json, key: string, raw: string, num: boolean | undefin
 function mergeTls(...parts: unknown[]): KindredConfig['tls'] {
   const tls: Json = {};
   for (const part of parts) if (isObject(part)) Object.assign(tls, part);
+  delete tls.terminator; // kept apart, in tlsTerminator (withTlsTerminator)
   if (Object.keys(tls).length === 0) return null;
   for (const k of Object.keys(tls)) if (k !== 'certFile' && k !== 'keyFile') throw new Error(`unknown config key "tls.${k}"`);
   return { certFile: String(tls.certFile ?? ''), keyFile: String(tls.keyFile ?? '') };
+}
+
+/** `tls.terminator` (the last one set among `parts`) goes to `tlsTerminator`, so `tls` stays "a certificate is configured". */
+function withTlsTerminator(config: KindredConfig, ...parts: unknown[]): KindredConfig {
+  let terminator: unknown = config.tlsTerminator;
+  for (const part of parts) if (isObject(part) && part.terminator !== undefined) terminator = part.terminator;
+  if (terminator !== 'auto' && terminator !== 'node' && terminator !== 'front') throw new Error('tls.terminator must be "auto", "node" or "front"');
+  return { ...config, tlsTerminator: terminator };
 }
 
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): KindredConfig {
@@ -324,6 +340,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const { tls: flagTls, ...flagRest } = fromFlags;
   config = merge(config, envRest, '');
   config = merge(config, flagRest, '');
+  config = withTlsTerminator(config, config.tls, envTls, flagTls);
   config = { ...config, tls: mergeTls(config.tls, envTls, flagTls) };
   if (config.messaging !== 'matches' && config.messaging !== 'open') throw new Error('messaging must be "matches" or "open"');
   if (config.tls && (!config.tls.certFile || !config.tls.keyFile)) throw new Error('TLS needs both --tls-cert and --tls-key');
@@ -332,6 +349,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
 /** A config for tests and embedding: defaults with overrides, no env or argv. */
 export function makeConfig(overrides: unknown = {}): KindredConfig {
-  const config = merge(defaults, overrides, '');
+  const merged = merge(defaults, overrides, '');
+  const config = { ...withTlsTerminator(merged, merged.tls), tls: mergeTls(merged.tls) };
   return { ...config, dataDir: resolve(config.dataDir) };
 }

@@ -34,6 +34,8 @@ import { attachNativeWebSocket } from './protocol/native/ws.js';
 import { attachStaticSite, defaultWebDir, loadStaticSite } from './protocol/http/static.js';
 import { NativeTcpListener } from './protocol/native/tcp.js';
 import { startXmpp, type XmppServer } from './protocol/xmpp/server.js';
+import { startTlsTerminator } from './protocol/tls-front/terminator.js';
+import type { TlsFront } from './protocol/tls-front/supervisor.js';
 import { startStoreOrders, type StoreOrders } from './store/orders/wire.js';
 import { startCatalog, type Catalog } from './store/books/wire.js';
 
@@ -46,6 +48,8 @@ export interface KindredNode {
   xmppTlsPort: number;
   service: KindredService;
   metrics: Metrics;
+  /** kindred-tls-front, when it terminates TLS on the TCP listeners (`tls.terminator`) */
+  tlsFront: TlsFront | null;
   /** cluster mode only */
   cluster?: { shardManager: ShardManager; membership: Membership; shards: ShardMap };
   /** Drains connections, lets actors finish, flushes storage. */
@@ -288,7 +292,26 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
       attachStaticSite(app, site);
     },
   });
+  // who terminates TLS on the TCP listeners (tls.terminator): kindred-tls-front, or node:tls here
+  let tlsFront: TlsFront | null;
+  try {
+    tlsFront = await startTlsTerminator(config.tlsTerminator, log);
+  } catch (err) {
+    ws?.close();
+    await storeOrders.stop();
+    await catalog.stop();
+    sessionFailover?.stop();
+    await shardManager?.stop().catch(() => undefined);
+    membership?.stop();
+    await users.stop();
+    hub.stop();
+    await recs.close().catch(() => undefined);
+    if (!overrides.bus) await bus.close();
+    if (!overrides.storage) await storage.close();
+    throw err;
+  }
   const tcp = new NativeTcpListener({
+    front: tlsFront,
     gateway: service,
     limits: nativeLimits,
     tls: config.tls,
@@ -302,6 +325,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     await xmpp?.close();
     http.close();
     await tcp.close();
+    await tlsFront?.close();
     clearInterval(pruneTimer);
     await storeOrders?.stop();
     await catalog.stop();
@@ -327,6 +351,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
       log,
       images,
       app: http.app,
+      tlsFront,
       onConnectionCount: (d) => metrics.connections.inc({ transport: 'xmpp' }, d),
     });
   } catch (err) {
@@ -344,6 +369,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     xmppTlsPort: xmpp.ports.tlsPort,
     service,
     metrics,
+    tlsFront,
     ...(shardManager && membership ? { cluster: { shardManager, membership, shards } } : {}),
     stop() {
       stopping ??= shutdown();

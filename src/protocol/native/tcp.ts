@@ -1,6 +1,6 @@
 /**
- * The native protocol over plain TCP (node:net) or TLS (node:tls): length-prefixed
- * msgpack frames. See docs/protocol.md.
+ * The native protocol over plain TCP (node:net) or TLS (node:tls, or kindred-tls-front when
+ * `front` is given: src/protocol/tls-front/): length-prefixed msgpack frames. See docs/protocol.md.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -10,6 +10,8 @@ import { KindredError } from '../../errors.js';
 import { FrameDecoder, encodeLengthPrefixed } from './codec.js';
 import { HeartbeatSweeper, NativeSession, type NativeLimits } from './session.js';
 import { listenTcp } from '../listen.js';
+import type { TlsFront } from '../tls-front/supervisor.js';
+import type { ByteSocket } from '../tls-front/socket.js';
 
 export interface TcpListenerOptions {
   gateway: CommandGateway;
@@ -17,24 +19,34 @@ export interface TcpListenerOptions {
   tls: { certFile: string; keyFile: string } | null;
   onConnectionCount?: (delta: number) => void;
   onServerClose?: (kind: string) => void;
+  /** with `tls`: the TLS front terminates TLS and hands us plaintext connections */
+  front?: TlsFront | null;
 }
 
 export class NativeTcpListener {
-  private readonly server: net.Server;
+  private readonly server: net.Server | null;
+  private frontListener: { close: () => void } | null = null;
   private readonly sweeper: HeartbeatSweeper;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets = new Set<ByteSocket>();
 
   constructor(private readonly opts: TcpListenerOptions) {
     this.sweeper = new HeartbeatSweeper(Math.max(1000, (opts.limits.heartbeatSeconds * 1000) / 2));
     const onSocket = (socket: net.Socket) => this.accept(socket);
-    this.server = opts.tls
-      ? tls.createServer({ cert: readFileSync(opts.tls.certFile), key: readFileSync(opts.tls.keyFile) }, onSocket)
-      : net.createServer(onSocket);
-    this.server.on('error', () => undefined);
+    this.server = opts.tls && opts.front
+      ? null
+      : opts.tls
+        ? tls.createServer({ cert: readFileSync(opts.tls.certFile), key: readFileSync(opts.tls.keyFile) }, onSocket)
+        : net.createServer(onSocket);
+    this.server?.on('error', () => undefined);
   }
 
-  listen(host: string, port: number): Promise<number> {
-    return listenTcp(this.server, host, port);
+  async listen(host: string, port: number): Promise<number> {
+    if (this.server) return listenTcp(this.server, host, port);
+    const { tls: files, front } = this.opts;
+    const spec = { host, port, mode: 'tls' as const, cert: readFileSync(files!.certFile, 'utf8'), key: readFileSync(files!.keyFile, 'utf8') };
+    const l = await front!.listen(spec, (socket) => this.accept(socket));
+    this.frontListener = l;
+    return l.port;
   }
 
   get connections(): number {
@@ -44,7 +56,13 @@ export class NativeTcpListener {
   /** Stops accepting, tells every client the server is going away, closes them. */
   async close(): Promise<void> {
     await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
+      if (this.server) this.server.close(() => resolve());
+      else {
+        // like net.Server.close: done once every connection is gone
+        this.frontListener?.close();
+        const whenEmpty = () => (this.sockets.size === 0 ? resolve() : setTimeout(whenEmpty, 20));
+        whenEmpty();
+      }
       for (const s of this.sweeper.all()) s.fail(new KindredError('UNAVAILABLE', 'server shutting down'));
       for (const socket of this.sockets) socket.end();
       setTimeout(() => {
@@ -54,7 +72,7 @@ export class NativeTcpListener {
     this.sweeper.stop();
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(socket: ByteSocket): void {
     const { gateway, limits } = this.opts;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);

@@ -37,6 +37,7 @@ import { streamManagementModule } from './stream-management.js';
 import { XmppTcpListener } from './transport-tcp.js';
 import { attachXmppWebSocket } from './transport-ws.js';
 import type { XmppTransport } from './transport.js';
+import type { TlsFront } from '../tls-front/supervisor.js';
 import { vcardModule } from './vcard.js';
 
 /** The core modules, in load order (order decides stream feature order). */
@@ -72,6 +73,8 @@ export interface XmppDeps {
   /** feature modules loaded after the core ones */
   modules?: readonly XmppModule[];
   onConnectionCount?: (delta: number) => void;
+  /** kindred-tls-front terminates TLS on the two TCP listeners (else node:tls) */
+  tlsFront?: TlsFront | null;
 }
 
 export interface XmppServer {
@@ -119,8 +122,9 @@ export async function startXmpp(deps: XmppDeps): Promise<XmppServer> {
     : undefined;
 
   const tls = await loadTlsMaterial(config);
-  const plain = new XmppTcpListener({ directTls: false, tls, maxStanzaBytes: config.xmpp.maxStanzaBytes, onConnection: accept });
-  const direct = new XmppTcpListener({ directTls: true, tls, maxStanzaBytes: config.xmpp.maxStanzaBytes, onConnection: accept });
+  const front = deps.tlsFront;
+  const plain = new XmppTcpListener({ directTls: false, tls, maxStanzaBytes: config.xmpp.maxStanzaBytes, onConnection: accept, front });
+  const direct = new XmppTcpListener({ directTls: true, tls, maxStanzaBytes: config.xmpp.maxStanzaBytes, onConnection: accept, front });
   let port: number;
   let tlsPort: number;
   try {

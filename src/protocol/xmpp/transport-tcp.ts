@@ -5,6 +5,9 @@
  * STARTTLS upgrades in place with `new tls.TLSSocket(socket, { isServer: true })`. Whatever the
  * client sent after `<starttls/>` in clear text is dropped with the old parser (the STARTTLS
  * command-injection class of bugs, CVE-2011-0411 and kin).
+ *
+ * With `front` (kindred-tls-front, src/protocol/tls-front/), the front owns the TCP and TLS:
+ * the transport gets a FrontSocket, and STARTTLS asks the front to hand-shake instead.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -15,6 +18,8 @@ import { NS } from './ns.js';
 import type { StreamError } from './stanza-errors.js';
 import { serialize, type StreamHeader, type StreamReceiver, type XmppTransport } from './transport.js';
 import { listenTcp } from '../listen.js';
+import { FrontSocket, type ByteSocket } from '../tls-front/socket.js';
+import type { TlsFront } from '../tls-front/supervisor.js';
 
 export interface TcpTransportOptions {
   maxStanzaBytes: number;
@@ -34,7 +39,7 @@ function streamHeader(h: StreamHeader): string {
 export class TcpTransport implements XmppTransport {
   readonly kind = 'tcp' as const;
   private receiver: StreamReceiver | null = null;
-  private socket: net.Socket;
+  private socket: ByteSocket;
   private parser!: XmppParser;
   private _encrypted: boolean;
   private ended = false;
@@ -43,7 +48,7 @@ export class TcpTransport implements XmppTransport {
   readonly remoteAddress: string;
 
   constructor(
-    socket: net.Socket,
+    socket: ByteSocket,
     encrypted: boolean,
     private readonly opts: TcpTransportOptions,
   ) {
@@ -87,7 +92,7 @@ export class TcpTransport implements XmppTransport {
     return parser === this.parser && !this.upgrading ? this.receiver : null;
   }
 
-  private listen(socket: net.Socket): void {
+  private listen(socket: ByteSocket): void {
     socket.on('data', (chunk: Buffer) => {
       if (this.ended || this.upgrading) return;
       this.parser.write(chunk);
@@ -139,6 +144,8 @@ export class TcpTransport implements XmppTransport {
     if (!ctx || this._encrypted) return Promise.reject(new Error('STARTTLS is not available'));
     const raw = this.socket;
     this.upgrading = true;
+    if (raw instanceof FrontSocket) return this.startFrontTls(raw);
+    if (!(raw instanceof net.Socket)) return Promise.reject(new Error('STARTTLS needs a TCP socket'));
     raw.removeAllListeners('data');
     return new Promise<void>((resolve, reject) => {
       const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx, ALPNProtocols: ['xmpp-client'] });
@@ -170,6 +177,21 @@ export class TcpTransport implements XmppTransport {
     });
   }
 
+  /** The front hand-shakes; what the client sent in clear meanwhile is dropped (upgrading). */
+  private async startFrontTls(socket: FrontSocket): Promise<void> {
+    try {
+      await socket.startTls(() => {
+        this._encrypted = true;
+        this.upgrading = false;
+        this.newParser();
+      });
+    } catch (err) {
+      this.ended = true;
+      socket.destroy();
+      throw err;
+    }
+  }
+
   pause(): void {
     this.socket.pause();
   }
@@ -191,15 +213,18 @@ export interface TcpListenerOptions {
   tls: { cert: string; key: string; secureContext: tls.SecureContext } | null;
   maxStanzaBytes: number;
   onConnection(transport: TcpTransport): void;
+  /** kindred-tls-front terminates TLS (and does STARTTLS) instead of node:tls */
+  front?: TlsFront | null;
 }
 
 /** One c2s listener: plain (STARTTLS) or direct TLS. */
 export class XmppTcpListener {
-  private readonly server: net.Server;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly server: net.Server | null = null;
+  private frontListener: { close: () => void } | null = null;
+  private readonly sockets = new Set<ByteSocket>();
 
   constructor(private readonly opts: TcpListenerOptions) {
-    const accept = (socket: net.Socket) => {
+    const accept = (socket: ByteSocket) => {
       socket.setNoDelay(true);
       socket.setKeepAlive(true, 60_000);
       this.sockets.add(socket);
@@ -207,6 +232,8 @@ export class XmppTcpListener {
       const transport = new TcpTransport(socket, opts.directTls, { maxStanzaBytes: opts.maxStanzaBytes, secureContext: opts.tls?.secureContext ?? null });
       opts.onConnection(transport);
     };
+    this.accept = accept;
+    if (opts.front && opts.tls) return;
     if (opts.directTls) {
       if (!opts.tls) throw new Error('direct TLS needs a certificate');
       this.server = tls.createServer({ cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ['xmpp-client'], handshakeTimeout: 30_000 }, accept);
@@ -217,8 +244,25 @@ export class XmppTcpListener {
     this.server.on('error', () => undefined);
   }
 
-  listen(host: string, port: number): Promise<number> {
-    return listenTcp(this.server, host, port);
+  private readonly accept: (socket: ByteSocket) => void;
+
+  async listen(host: string, port: number): Promise<number> {
+    if (this.server) return listenTcp(this.server, host, port);
+    const { tls: material, front, directTls } = this.opts;
+    const l = await front!.listen(
+      {
+        host,
+        port,
+        mode: directTls ? 'tls' : 'starttls',
+        cert: material!.cert,
+        key: material!.key,
+        ...(directTls ? { alpn: ['xmpp-client'] } : {}),
+        handshakeTimeoutMs: 30_000,
+      },
+      (socket) => this.accept(socket),
+    );
+    this.frontListener = l;
+    return l.port;
   }
 
   get connections(): number {
@@ -228,7 +272,12 @@ export class XmppTcpListener {
   /** Stops accepting; sessions are closed by the server (with <system-shutdown/>) before this. */
   async close(): Promise<void> {
     await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
+      if (this.server) this.server.close(() => resolve());
+      else {
+        this.frontListener?.close();
+        const whenEmpty = () => (this.sockets.size === 0 ? resolve() : setTimeout(whenEmpty, 20));
+        whenEmpty();
+      }
       setTimeout(() => {
         for (const s of this.sockets) s.destroy();
       }, 1000).unref();

@@ -1,0 +1,3 @@
+module kindred/tls-front
+
+go 1.22
