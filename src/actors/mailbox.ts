@@ -75,7 +75,9 @@ export class Mailbox<M, R> {
           continue;
         }
         try {
-          const out = await this.process(letter.msg);
+          const returned = this.process(letter.msg);
+          // a handler that answered synchronously needs no extra turn of the microtask queue
+          const out = typeof (returned as PromiseLike<unknown> | undefined)?.then === 'function' ? await returned : (returned as R | Later<R>);
           if (out instanceof Later) out.promise.then(letter.resolve, letter.reject);
           else letter.resolve(out);
         } catch (err) {

@@ -2,7 +2,7 @@
  * The cluster bus: the Bus contract of bus.ts over core NATS (the `nats` npm client,
  * tested against nats-server 2.9).
  *
- * - Every payload is msgpack (the shared `packr`); replies use the shared
+ * - Every payload is msgpack (the shared `packr`), handed over or not (bus.ts); replies use the shared
  *   ReplyEnvelope, so KindredError codes survive the wire exactly as on LocalBus.
  * - `subscribe` handlers run as messages arrive (one callback per message, in the
  *   order the server delivers them); a throwing or rejecting handler is reported
@@ -26,7 +26,7 @@
  */
 import { connect, DebugEvents, Events, type ConnectionOptions, type Msg, type NatsConnection, type Subscription as NatsSubscription } from 'nats';
 import { KindredError } from '../errors.js';
-import { decodeReply, encodeError, packr, type Bus, type Handler, type ReplyEnvelope, type Subscription } from './bus.js';
+import { decodeReply, encodeError, packr, unwrapHandOver, type Bus, type Handler, type ReplyEnvelope, type Subscription } from './bus.js';
 
 export type NatsBusStatus =
   | { type: 'connected'; server: string }
@@ -188,7 +188,7 @@ export class NatsBus implements Bus {
     }
     let data: Uint8Array;
     try {
-      data = packr.pack(payload);
+      data = packr.pack(unwrapHandOver(payload));
     } catch (err) {
       this.report(err, { op: 'publish', subject });
       return;
@@ -205,7 +205,7 @@ export class NatsBus implements Bus {
     if (this.closing || this.nc.isClosed()) throw new KindredError('UNAVAILABLE', `bus closed: not sent to ${subject}`);
     if (!isValidSubject(subject, false)) throw badSubject(subject);
     if (!this.connected) throw new KindredError('UNAVAILABLE', `NATS disconnected: not sent to ${subject}`);
-    const data = packr.pack(payload);
+    const data = packr.pack(unwrapHandOver(payload));
     const timeout = Math.max(1, Math.ceil(timeoutMs));
     let msg: Msg;
     let guard: NodeJS.Timeout | undefined;
@@ -322,12 +322,12 @@ export class NatsBus implements Bus {
       return;
     }
     if (!(result instanceof Promise)) {
-      if (msg.reply) this.respond(msg, { ok: result });
+      if (msg.reply) this.respond(msg, { ok: unwrapHandOver(result) });
       return;
     }
     const settled = result.then(
       (value) => {
-        if (msg.reply) this.respond(msg, { ok: value });
+        if (msg.reply) this.respond(msg, { ok: unwrapHandOver(value) });
       },
       (err) => {
         if (msg.reply) this.respond(msg, encodeError(err));

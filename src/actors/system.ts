@@ -9,7 +9,7 @@
  * an owner that loses a shard passivates its actors before the new owner is told
  * (the cluster's lease/fencing lives with the shard assignment, not here).
  */
-import type { Bus, Subscription } from './bus.js';
+import { handOver, type Bus, type Subscription } from './bus.js';
 import type { ShardMap } from './shards.js';
 import type { Clock } from './clock.js';
 import { Mailbox, type Later } from './mailbox.js';
@@ -39,7 +39,17 @@ interface Cell<M, R> {
   actor: Actor<M, R>;
   mailbox: Mailbox<M, R>;
   ready: Promise<void>;
+  /** `ready` has resolved: letters go straight to the mailbox */
+  activated: boolean;
   lastUsed: number;
+}
+
+/**
+ * `handOver`: the caller hands `msg` over (plain data it keeps no reference to, see
+ * HandOver in bus.ts), so a bus inside this process may pass it on without a copy.
+ */
+export interface SendOptions {
+  handOver?: boolean;
 }
 
 export interface ActorSystemOptions<M, R> {
@@ -102,11 +112,15 @@ export class ActorSystem<M, R> {
   private sweepTimer: NodeJS.Timeout | undefined;
   private unlisten: (() => void) | undefined;
   private stopping = false;
+  /** subject strings by shard, built once (a string built per message is hashed anew by every Map it meets) */
+  private readonly subjects: string[];
 
-  constructor(private readonly opts: ActorSystemOptions<M, R>) {}
+  constructor(private readonly opts: ActorSystemOptions<M, R>) {
+    this.subjects = Array.from({ length: opts.shards.shardCount }, (_, shard) => `kindred.actor.${opts.kind}.${shard}`);
+  }
 
   subject(shard: number): string {
-    return `kindred.actor.${this.opts.kind}.${shard}`;
+    return this.subjects[shard] ?? `kindred.actor.${this.opts.kind}.${shard}`;
   }
 
   /** Subscribes to every shard this owner holds, and follows later reassignments. */
@@ -128,14 +142,15 @@ export class ActorSystem<M, R> {
   }
 
   /** Request/reply to the actor `id`, wherever it lives. */
-  ask(id: string, msg: M): Promise<R> {
+  ask(id: string, msg: M, how?: SendOptions): Promise<R> {
     // The deadline is a little shorter than the bus timeout, so a request the asker
     // reports as timed out has certainly not been (and will not be) processed.
     const envelope: Envelope<M> = { id, msg, deadline: this.opts.clock.now() + Math.max(1, this.opts.askTimeoutMs - 250) };
+    const payload = how?.handOver ? handOver(envelope) : envelope;
     const shard = this.opts.shards.shardOf(id);
     const subject = this.subject(shard);
-    if (!this.opts.waitForOwner) return this.opts.bus.request(subject, envelope, this.opts.askTimeoutMs) as Promise<R>;
-    return this.askUntilOwned(shard, subject, envelope);
+    if (!this.opts.waitForOwner) return this.opts.bus.request(subject, payload, this.opts.askTimeoutMs) as Promise<R>;
+    return this.askUntilOwned(shard, subject, payload);
   }
 
   /**
@@ -164,7 +179,7 @@ export class ActorSystem<M, R> {
    * that never reached an actor are re-sent, and all within the one ask timeout, measured
    * in real time (the actor clock may be a test's manual clock).
    */
-  private async askUntilOwned(shard: number, subject: string, envelope: Envelope<M>): Promise<R> {
+  private async askUntilOwned(shard: number, subject: string, envelope: unknown): Promise<R> {
     const end = Date.now() + this.opts.askTimeoutMs;
     let backoff = OWNER_RETRY_FIRST_MS;
     for (;;) {
@@ -191,9 +206,9 @@ export class ActorSystem<M, R> {
   }
 
   /** Fire-and-forget to the actor `id`, activating it if needed. */
-  tell(id: string, msg: M): void {
+  tell(id: string, msg: M, how?: SendOptions): void {
     const envelope: Envelope<M> = { id, msg };
-    this.opts.bus.publish(this.subject(this.opts.shards.shardOf(id)), envelope);
+    this.opts.bus.publish(this.subject(this.opts.shards.shardOf(id)), how?.handOver ? handOver(envelope) : envelope);
   }
 
   /** Fire-and-forget that is dropped unless the actor is already active (presence, typing to offline users). */
@@ -269,6 +284,7 @@ export class ActorSystem<M, R> {
       cell = this.activate(envelope.id);
     }
     cell.lastUsed = this.opts.clock.now();
+    if (cell.activated) return cell.mailbox.post(envelope.msg, envelope.deadline);
     const target = cell;
     return target.ready.then(() => target.mailbox.post(envelope.msg, envelope.deadline));
   }
@@ -287,9 +303,14 @@ export class ActorSystem<M, R> {
       actor,
       mailbox: new Mailbox<M, R>(this.opts.mailboxLimit, receive, () => this.opts.clock.now()),
       ready: actor.activate(),
+      activated: false,
       lastUsed: this.opts.clock.now(),
     };
     this.cells.set(id, cell);
+    void cell.ready.then(
+      () => (cell.activated = true),
+      () => undefined,
+    );
     // A failed activation must not leave a broken actor behind: the next message retries.
     cell.ready.catch(() => {
       if (this.cells.get(id) === cell) this.cells.delete(id);

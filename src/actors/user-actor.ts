@@ -8,9 +8,9 @@
  * they `tell`. Anything that needs several actors' answers is gathered outside,
  * in the domain service.
  */
-import type { Actor, ActorSystem } from './system.js';
+import type { Actor, ActorSystem, SendOptions } from './system.js';
 import { later, type Later } from './mailbox.js';
-import type { Bus } from './bus.js';
+import { handOver, type Bus, type HandOver } from './bus.js';
 import type { Clock } from './clock.js';
 import type { KindredConfig } from '../config.js';
 import type { ChatMessage, Storage, SwipeKind } from '../storage/types.js';
@@ -60,8 +60,21 @@ export interface SessionDelivery {
   event: KindredEvent;
 }
 
+/** A retried message.send gets its own copy of the remembered reply, handed over. */
+function freshReply(r: SendReply): HandOver<SendReply> {
+  return handOver({ messageId: r.messageId, sentAt: r.sentAt });
+}
+
+const deliverySubjects = new Map<string, string>();
+
 export function nodeDeliverySubject(nodeId: string): string {
-  return `kindred.node.${nodeId}.deliver`;
+  let subject = deliverySubjects.get(nodeId);
+  if (subject === undefined) {
+    subject = `kindred.node.${nodeId}.deliver`;
+    // node ids are few (one per node of the cluster); the bound only guards against misuse
+    if (deliverySubjects.size < 4096) deliverySubjects.set(nodeId, subject);
+  }
+  return subject;
 }
 
 export interface UserActorDeps {
@@ -93,6 +106,9 @@ interface SendReply {
   sentAt: number;
 }
 
+/** For tells whose message is built for that one tell and never touched again (see HandOver in bus.ts). */
+const HANDED_OVER: SendOptions = { handOver: true };
+
 export class UserActor implements Actor<UserMsg, unknown> {
   private readonly sessions = new Map<string, SessionRecord>();
   private readonly matches = new Map<string, MatchState>();
@@ -104,7 +120,10 @@ export class UserActor implements Actor<UserMsg, unknown> {
   private lastActiveAt = 0;
   private readonly likes: TokenBucket;
   private readonly messages: TokenBucket;
-  /** replies to recent message.send by clientId (pending or settled), so a retry never stores twice */
+  /**
+   * Replies to recent message.send by clientId (pending or settled), so a retry never
+   * stores twice. Kept as this actor's own copy: each asker is handed a fresh one.
+   */
   private readonly recentClientIds = new Map<string, Promise<SendReply>>();
   /**
    * Per conversation (matchId): this user's messages stored before this activation, by
@@ -165,14 +184,16 @@ export class UserActor implements Actor<UserMsg, unknown> {
       case 'blocked-by':
         this.blocked.add(msg.userId);
         return undefined;
+      // The letter is this actor's own (see HandOver in bus.ts) and these events are built
+      // for this push alone, so they are handed over to the session hub, not copied.
       case 'deliver':
-        this.push({ type: 'message', message: msg.message });
+        this.push({ type: 'message', message: msg.message }, undefined, true);
         return undefined;
       case 'receipt':
-        this.push({ type: 'receipt', from: msg.from, messageId: msg.messageId, kind: msg.kind });
+        this.push({ type: 'receipt', from: msg.from, messageId: msg.messageId, kind: msg.kind }, undefined, true);
         return undefined;
       case 'typing':
-        this.push({ type: 'typing', from: msg.from, state: msg.state });
+        this.push({ type: 'typing', from: msg.from, state: msg.state }, undefined, true);
         return undefined;
       case 'presence':
         if (this.isMatchedWith(msg.userId)) {
@@ -271,13 +292,23 @@ export class UserActor implements Actor<UserMsg, unknown> {
    * the delivery to the recipient and the echo to other devices all wait for
    * durability, in order.
    */
-  private async send(to: string, body: string, clientId: string | undefined, connId: string | undefined): Promise<Later<unknown>> {
+  private send(to: string, body: string, clientId: string | undefined, connId: string | undefined): Later<unknown> | Promise<Later<unknown>> {
     const { config } = this.deps;
     if (typeof body !== 'string' || body.length === 0) throw new KindredError('INVALID_ARGUMENT', 'body: must be a non-empty string');
     if (body.length > config.limits.maxMessageChars) throw new KindredError('PAYLOAD_TOO_LARGE', `body: at most ${config.limits.maxMessageChars} characters`);
+    // The common case, without a clientId to look up and with the match in memory, runs
+    // synchronously: the same checks, minus the promises.
+    if (clientId === undefined) {
+      const match = this.matches.get(to);
+      if (match?.active) return later(this.store(match, to, body, connId));
+    }
+    return this.sendChecked(to, body, clientId, connId);
+  }
+
+  private async sendChecked(to: string, body: string, clientId: string | undefined, connId: string | undefined): Promise<Later<unknown>> {
     if (clientId !== undefined) {
       const seen = this.recentClientIds.get(clientId);
-      if (seen) return later(seen); // a retry of a message already accepted: same answer, no duplicate
+      if (seen) return later(seen.then(freshReply)); // a retry of a message already accepted: same answer, no duplicate
     }
     const match = await this.activeMatch(to);
     if (clientId !== undefined) {
@@ -287,9 +318,10 @@ export class UserActor implements Actor<UserMsg, unknown> {
     }
     const reply = this.store(match, to, body, connId, clientId);
     if (clientId !== undefined) {
-      this.recentClientIds.set(clientId, reply);
+      const remembered = reply.then((r) => ({ messageId: r.value.messageId, sentAt: r.value.sentAt }));
+      this.recentClientIds.set(clientId, remembered);
       // A failed write may be retried under the same clientId.
-      reply.catch(() => this.recentClientIds.get(clientId) === reply && this.recentClientIds.delete(clientId));
+      remembered.catch(() => this.recentClientIds.get(clientId) === remembered && this.recentClientIds.delete(clientId));
       if (this.recentClientIds.size > CLIENT_ID_MEMORY) this.recentClientIds.delete(this.recentClientIds.keys().next().value!);
     }
     return later(reply);
@@ -325,7 +357,7 @@ export class UserActor implements Actor<UserMsg, unknown> {
     return { messageId: m.messageId, sentAt: m.sentAt };
   }
 
-  private async store(match: MatchState, to: string, body: string, connId: string | undefined, clientId: string | undefined): Promise<SendReply> {
+  private async store(match: MatchState, to: string, body: string, connId: string | undefined, clientId?: string): Promise<HandOver<SendReply>> {
     const { storage, clock } = this.deps;
     const now = clock.now();
     if (!this.messages.take(now)) throw new KindredError('RATE_LIMITED', 'too many messages, slow down');
@@ -340,11 +372,12 @@ export class UserActor implements Actor<UserMsg, unknown> {
     };
     await storage.messages.append(message); // durable (group commit) before we answer
     this.deps.onMessagePersisted?.(message);
-    const view: MessageView = { messageId: message.messageId, matchId: message.matchId, from: this.userId, to, body, sentAt: now };
-    this.deps.users().tell(to, { k: 'deliver', message: view });
+    const { messageId, matchId } = message;
+    // Each view is built for its one receiver and handed over (no copy on a local bus).
+    this.deps.users().tell(to, { k: 'deliver', message: { messageId, matchId, from: this.userId, to, body, sentAt: now } }, HANDED_OVER);
     // The sender's other devices see what was sent from this one.
-    this.push({ type: 'message', message: view }, connId);
-    return { messageId: message.messageId, sentAt: now };
+    if (this.hasSessionsBesides(connId)) this.push({ type: 'message', message: { messageId, matchId, from: this.userId, to, body, sentAt: now } }, connId, true);
+    return handOver({ messageId, sentAt: now });
   }
 
   private async receipt(to: string, messageId: string, kind: 'delivered' | 'read'): Promise<{ ok: true }> {
@@ -540,21 +573,41 @@ export class UserActor implements Actor<UserMsg, unknown> {
     return state;
   }
 
-  private push(event: KindredEvent, exceptConnId?: string): void {
-    const targets = [...this.sessions.values()].filter((s) => s.connId !== exceptConnId);
-    if (targets.length) this.pushTo(targets, event);
+  private hasSessionsBesides(connId: string | undefined): boolean {
+    return this.sessions.size > (connId !== undefined && this.sessions.has(connId) ? 1 : 0);
   }
 
-  private pushTo(sessions: SessionRecord[], event: KindredEvent): void {
+  /**
+   * `owned`: the event was built for this push alone and nothing here keeps it, so it may be
+   * handed over to the bus (see HandOver in bus.ts) instead of copied.
+   */
+  private push(event: KindredEvent, exceptConnId?: string, owned = false): void {
+    if (!this.hasSessionsBesides(exceptConnId)) return;
+    const targets: SessionRecord[] = [];
+    for (const s of this.sessions.values()) if (s.connId !== exceptConnId) targets.push(s);
+    this.pushTo(targets, event, owned);
+  }
+
+  private pushTo(sessions: SessionRecord[], event: KindredEvent, owned = false): void {
+    // Usually all of a user's sessions are on one node: one delivery, no grouping needed.
+    const nodeId = sessions[0]?.nodeId;
+    if (nodeId !== undefined && sessions.every((s) => s.nodeId === nodeId)) {
+      const delivery: SessionDelivery = { connIds: sessions.map((s) => s.connId), event };
+      this.deps.bus.publish(nodeDeliverySubject(nodeId), owned ? handOver(delivery) : delivery);
+      return;
+    }
     const byNode = new Map<string, string[]>();
     for (const s of sessions) {
       const list = byNode.get(s.nodeId);
       if (list) list.push(s.connId);
       else byNode.set(s.nodeId, [s.connId]);
     }
+    // The deliveries share `event`, so at most the last one is handed over: a bus copies
+    // the others as they are published, before any receiver runs.
+    let left = byNode.size;
     for (const [nodeId, connIds] of byNode) {
       const delivery: SessionDelivery = { connIds, event };
-      this.deps.bus.publish(nodeDeliverySubject(nodeId), delivery);
+      this.deps.bus.publish(nodeDeliverySubject(nodeId), owned && --left === 0 ? handOver(delivery) : delivery);
     }
   }
 }

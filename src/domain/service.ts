@@ -4,7 +4,7 @@
  * unmatch, block) go to the user's actor; reads and profile edits are served
  * here directly from storage.
  */
-import type { ActorSystem } from '../actors/system.js';
+import type { ActorSystem, SendOptions } from '../actors/system.js';
 import type { Bus } from '../actors/bus.js';
 import type { Clock } from '../actors/clock.js';
 import type { SessionHub } from '../actors/session-hub.js';
@@ -23,6 +23,8 @@ import { parseUserCommand } from './validate.js';
 import { startScram } from './scram.js';
 
 export const REVOKED_SUBJECT = 'kindred.auth.revoked';
+
+const HAND_OVER: SendOptions = { handOver: true };
 
 export interface ServiceDeps {
   config: KindredConfig;
@@ -167,6 +169,9 @@ export class KindredService implements CommandGateway {
       case 'message.send':
       case 'receipt':
       case 'typing':
+        // The chat path: `cmd` was just built by parseUserCommand from strings and nothing
+        // here keeps it, so it is handed over to the actor (no copy on a local bus).
+        return this.d.users.ask(me, { k: 'cmd', cmd: cmd as ActorCommand, connId }, HAND_OVER);
       case 'unmatch':
       case 'presence.set':
       case 'contact.add':

@@ -10,7 +10,7 @@
  * flushed, others just let a macrotask pass.
  */
 import type { Test } from 'tap';
-import type { Bus } from '../../src/actors/bus.js';
+import { HandOver, handOver, type Bus } from '../../src/actors/bus.js';
 import { KindredError } from '../../src/errors.js';
 import { codeOf, gate, sleep, until } from '../helpers/async.js';
 
@@ -233,6 +233,36 @@ export function busContract(t: Test, name: string, makeBuses: () => Promise<BusP
     b.subscribe(c, (p) => [p instanceof Secret, typeof (p as Secret).reveal, (p as Secret).hidden]);
     await settle(b);
     t.same(await a.request(c, new Secret(), 2000), [false, 'undefined', 'x'], 'only plain data crosses');
+  });
+
+  withBuses('handed-over payloads and replies arrive as the plain data they wrap', async (t, { a, b }) => {
+    const s = subj('handover.req');
+    const got: unknown[] = [];
+    b.subscribe(s, (p) => {
+      got.push(p);
+      return handOver({ echoed: p, list: [1, 2] });
+    });
+    const pub = subj('handover.pub');
+    const published: unknown[] = [];
+    a.subscribe(pub, (p) => void published.push(p));
+    b.subscribe(pub, (p) => void published.push(p));
+    await settle(a, b);
+    const reply = await a.request(s, handOver({ op: 'message.send', body: 'hi', n: [1] }), 2000);
+    t.notOk(got[0] instanceof HandOver, 'the handler gets the payload, not its wrapper');
+    t.same(got[0], { op: 'message.send', body: 'hi', n: [1] });
+    t.notOk(reply instanceof HandOver, 'the requester gets the reply, not its wrapper');
+    t.same(reply, { echoed: { op: 'message.send', body: 'hi', n: [1] }, list: [1, 2] });
+    a.publish(pub, handOver({ event: 'message', n: [7] }));
+    await until(() => published.length === 2, 'both subscribers');
+    t.same(published, [{ event: 'message', n: [7] }, { event: 'message', n: [7] }], 'every subscriber gets the data');
+    t.not(published[0], published[1], 'two subscribers never share the one object');
+    // an error thrown by a handler that was handed its payload keeps its code
+    const e = subj('handover.err');
+    b.subscribe(e, () => {
+      throw new KindredError('NOT_MATCHED', 'nope');
+    });
+    await settle(b);
+    await t.rejects(a.request(e, handOver({ x: 1 }), 2000), { code: 'NOT_MATCHED', message: 'nope' });
   });
 
   withBuses('per-publisher FIFO over 1,000 publishes (and tells before an ask)', async (t, { a, b }) => {

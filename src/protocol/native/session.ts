@@ -94,9 +94,15 @@ export class NativeSession {
     const command = { ...(args as Record<string, unknown>), op: f.op };
     const work = AUTH_OPS.has(f.op) ? this.authenticate(command as PublicCommand) : this.execute(command);
     work.then(
-      (result) => this.sendFrame({ id, result }),
-      (err) => this.sendError(id, err),
-    ).finally(() => this.inFlight--);
+      (result) => {
+        this.inFlight--;
+        this.sendFrame({ id, result });
+      },
+      (err) => {
+        this.inFlight--;
+        this.sendError(id, err);
+      },
+    );
   }
 
   private async authenticate(cmd: PublicCommand): Promise<unknown> {
