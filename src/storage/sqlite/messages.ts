@@ -4,8 +4,9 @@
  * `append()` must not resolve before the message would survive a power cut, yet
  * one fsync per message caps out at a few hundred messages a second. So:
  *
- * 1. Queue. `append()` validates the message, pushes it with its resolve/reject
- *    onto an in-memory queue and returns the promise. The first append of a
+ * 1. Queue. `append()` validates the message, adds it to the open batch and
+ *    returns the batch's promise (its appends settle together, so one promise
+ *    serves them all instead of one per message). The first append of a
  *    batch schedules a flush with `setImmediate`, so every append issued in the
  *    same turn of the event loop (plus whatever I/O callbacks run before the
  *    check phase) joins the batch; a queue reaching `maxBatch` (512) rows is
@@ -70,10 +71,22 @@ function toMessage(r: MessageRow): ChatMessage {
   };
 }
 
-interface Queued {
-  message: ChatMessage;
+/** The appends waiting for one transaction: they settle together, so they share one promise. */
+interface Batch {
+  messages: ChatMessage[];
+  settled: Promise<void>;
   resolve: () => void;
   reject: (err: unknown) => void;
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const settled = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { messages: [], settled, resolve, reject };
 }
 
 /** Sorts after every id ("g" > any hex digit), so "no cursor" is the same statement as a cursor. */
@@ -81,7 +94,7 @@ const AFTER_ALL_IDS = 'g';
 const MAX_BUCKET = 999_912;
 
 export class SqliteMessageStore implements MessageStore {
-  private queue: Queued[] = [];
+  private batch: Batch | undefined;
   private scheduled: NodeJS.Immediate | undefined;
   private closed = false;
   private readonly outstanding = new Set<Promise<void>>();
@@ -139,8 +152,8 @@ export class SqliteMessageStore implements MessageStore {
       WHERE excluded.message_id > read_markers.message_id`);
     this.markerStmt = db.prepare('SELECT message_id FROM read_markers WHERE match_id = ? AND user_id = ?').pluck();
 
-    this.appendTx = db.transaction((batch: Queued[]) => {
-      for (const { message: m } of batch) {
+    this.appendTx = db.transaction((batch: ChatMessage[]) => {
+      for (const m of batch) {
         if (this.insertMessage.run(m.matchId, m.bucket, m.messageId, m.senderId, m.recipientId, m.body, m.sentAt).changes === 1) {
           this.insertPending.run(m.recipientId, m.messageId, m.matchId, m.bucket);
         }
@@ -155,11 +168,14 @@ export class SqliteMessageStore implements MessageStore {
     if (this.closed) return Promise.reject(new KindredError('UNAVAILABLE', 'storage is closing'));
     const bad = invalid(message);
     if (bad) return Promise.reject(new KindredError('INVALID_ARGUMENT', `message.${bad} is missing or has the wrong type`));
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ message, resolve, reject });
-      if (this.queue.length >= this.maxBatch) this.flush();
-      else if (this.scheduled === undefined) this.scheduled = setImmediate(this.flush);
-    });
+    let batch = this.batch;
+    if (batch === undefined) {
+      batch = this.batch = newBatch();
+      this.scheduled = setImmediate(this.flush);
+    }
+    batch.messages.push(message);
+    if (batch.messages.length >= this.maxBatch) this.flush();
+    return batch.settled;
   }
 
   /** Commits the queued batch in one transaction, then resolves it once the WAL fsync covering it completes. */
@@ -168,31 +184,25 @@ export class SqliteMessageStore implements MessageStore {
       clearImmediate(this.scheduled);
       this.scheduled = undefined;
     }
-    const batch = this.queue;
-    if (batch.length === 0) return;
-    this.queue = [];
+    const batch = this.batch;
+    if (batch === undefined) return;
+    this.batch = undefined;
+    const rows = batch.messages;
     try {
-      this.appendTx.immediate(batch);
+      this.appendTx.immediate(rows);
     } catch (err) {
       const mapped = storageError(err);
       const failure =
         mapped instanceof KindredError
           ? new KindredError('UNAVAILABLE', mapped.message)
           : new KindredError('UNAVAILABLE', `could not store messages: ${(err as Error)?.message ?? String(err)}`);
-      for (const q of batch) q.reject(failure);
+      batch.reject(failure);
       return;
     }
     this.stats.batches++;
-    this.stats.rows += batch.length;
-    if (batch.length > this.stats.largestBatch) this.stats.largestBatch = batch.length;
-    const done = this.ctx.sync.durable().then(
-      () => {
-        for (const q of batch) q.resolve();
-      },
-      (err: unknown) => {
-        for (const q of batch) q.reject(err);
-      },
-    );
+    this.stats.rows += rows.length;
+    if (rows.length > this.stats.largestBatch) this.stats.largestBatch = rows.length;
+    const done = this.ctx.sync.durable().then(batch.resolve, batch.reject);
     this.outstanding.add(done);
     void done.finally(() => this.outstanding.delete(done));
   };
