@@ -4,11 +4,16 @@
  *
  * Swipe k belongs to user k mod M, who takes the next card of their deck and fetches a
  * deck (`deck.get`, 20 cards) when it is empty. About `matchRate` of swipes make a match:
- * a swipe is a like when its card already liked the swiper and matches are below that
- * share, otherwise a like with probability `likeShare` (mostly one-sided) or a pass. On each
- * match the swiper sends a first message to the new match, who is online. Cards of people
- * outside the swiping set (other users of the same server) are liked or passed the same
- * way but can never match back.
+ * while matches are below that share, a swiper someone has liked answers that person with a
+ * like first (as an app's "liked you" list offers them; in a short run few of them come up in
+ * the deck itself), and a card that already liked the swiper is liked; when nobody has liked
+ * the swiper yet, it likes another swiper out of deck order (at most as many such likes
+ * waiting for an answer as matches are missing), so matches happen even when decks lead with
+ * people who never swipe (in `mixed`, the chatting users). Otherwise a card is liked with
+ * probability `likeShare` (mostly one-sided) or passed. On each match the swiper
+ * sends a first message to the new match, who is online. Cards of people outside the
+ * swiping set (other users of the same server) are liked or passed the same way but can
+ * never match back.
  */
 import type { BenchConn } from './conn.js';
 import { Latency, nowMs } from './hist.js';
@@ -38,6 +43,12 @@ export class DeckSwiper {
   private readonly fetching: Uint8Array;
   private readonly exhausted: Uint8Array;
   private readonly likedBy: Array<Set<number>>;
+  /** people each user already answered out of deck order (their card is skipped if it comes up) */
+  private readonly answered: Array<Set<string>>;
+  /** likes sent to make a match, not answered yet (so matches do not overshoot the share) */
+  private matchLikesInFlight = 0;
+  /** swipers liked out of deck order to start a match, until they answer */
+  private readonly seeded = new Set<number>();
   private readonly pendingMatchAt = new Map<string, number>();
 
   constructor(
@@ -50,6 +61,7 @@ export class DeckSwiper {
     this.fetching = new Uint8Array(userIds.length);
     this.exhausted = new Uint8Array(userIds.length);
     this.likedBy = userIds.map(() => new Set());
+    this.answered = userIds.map(() => new Set());
     conns.forEach((c, i) => (c.onEvent = (e) => this.onEvent(i, e)));
   }
 
@@ -97,25 +109,64 @@ export class DeckSwiper {
     });
   }
 
+  /** matches still missing for the target share (counting the likes on their way to make one) */
+  private matchDeficit(): number {
+    return Math.max(1, Math.floor(this.swipes * this.opts.matchRate)) - this.matches - this.matchLikesInFlight;
+  }
+
+  private matchDue(): boolean {
+    return this.matchDeficit() > 0;
+  }
+
+  /** Another swiper `u` has not answered, to like out of deck order, when a match must be started. */
+  private seedFor(u: number): number | undefined {
+    if (this.seeded.size >= this.matchDeficit() || this.userIds.length < 2) return undefined;
+    for (let tries = 0; tries < 5; tries++) {
+      const c = Math.floor(Math.random() * this.userIds.length);
+      if (c !== u && !this.answered[u]!.has(this.userIds[c]!) && !this.likedBy[c]!.has(u)) return c;
+    }
+    return undefined;
+  }
+
+  /** Someone who liked `u` and whom `u` has not answered yet, if any. */
+  private liker(u: number): number | undefined {
+    for (const c of this.likedBy[u]!) if (!this.answered[u]!.has(this.userIds[c]!)) return c;
+    return undefined;
+  }
+
   private swipe(u: number, intended: number, measured: boolean): void {
-    const card = this.decks[u]!.shift();
+    const liker = this.matchDue() ? this.liker(u) : undefined;
+    const seed = liker === undefined && this.matchDue() ? this.seedFor(u) : undefined;
+    const outOfOrder = liker ?? seed;
+    let card: string | undefined;
+    if (outOfOrder !== undefined) {
+      card = this.userIds[outOfOrder]!;
+      this.answered[u]!.add(card);
+      if (liker !== undefined) this.seeded.delete(u);
+      else this.seeded.add(outOfOrder);
+    } else {
+      do card = this.decks[u]!.shift();
+      while (card !== undefined && this.answered[u]!.has(card));
+    }
     if (!card) {
       this.skipped++;
       return;
     }
     const c = this.index.get(card);
     const likedMe = c !== undefined && this.likedBy[u]!.has(c);
-    const wantMatch = likedMe && this.matches < Math.max(1, Math.floor(this.swipes * this.opts.matchRate));
-    const kind = wantMatch || (!likedMe && Math.random() < this.opts.likeShare) ? 'like' : 'pass';
+    const wantMatch = likedMe && this.matchDue();
+    const kind = wantMatch || seed !== undefined || (!likedMe && Math.random() < this.opts.likeShare) ? 'like' : 'pass';
     this.swipes++;
     if (kind === 'like') {
       this.likes++;
       if (c !== undefined) this.likedBy[c]!.add(u);
     }
+    if (wantMatch) this.matchLikesInFlight++;
     const sentAt = nowMs();
     this.inFlight++;
     this.conns[u]!.call('swipe', { targetId: card, kind }, (e, res) => {
       this.inFlight--;
+      if (wantMatch) this.matchLikesInFlight--;
       const now = nowMs();
       if (e) return this.err(`swipe ${e.code}`);
       if (measured) {
@@ -127,7 +178,11 @@ export class DeckSwiper {
         this.matches++;
         this.pendingMatchAt.set(`${this.userIds[u]!}>${card}`, sentAt);
         this.firstMessages++;
-        this.conns[u]!.call('message.send', { to: card, body: `hi|${nowMs().toFixed(3)}` }, (e2) => e2 && this.err(`message.send ${e2.code}`));
+        this.inFlight++;
+        this.conns[u]!.call('message.send', { to: card, body: `hi|${nowMs().toFixed(3)}` }, (e2) => {
+          this.inFlight--;
+          if (e2) this.err(`message.send ${e2.code}`);
+        });
       }
     });
   }

@@ -39,6 +39,7 @@ t.test('mixed: chat, swipes, searches and orders on one server, all done, no err
   t.equal(parts.chat.notReceived, 0, 'every acknowledged message delivered');
   t.ok(parts.chat.ackLatencyMs.count > 0, 'ack latency recorded');
   t.ok(parts.swipes.deckLatencyMs.count > 0, 'decks fetched');
+  t.ok(parts.swipes.matches >= 1 && parts.swipes.firstMessages === parts.swipes.matches, `swipes made a match and sent its first message (${parts.swipes.matches})`);
   t.equal(parts.orders.outcomes.fulfilled, 16, 'all 16 orders fulfilled');
   t.equal(parts.orders.providerCharges, 16, 'the provider charged each order once');
   t.ok(parts.search.withResultsShare > 0, 'searches found books');
