@@ -2,8 +2,12 @@
  * BookIndex alone (no bus): the catalogue-wide facet counts it keeps up to date on every
  * change agree with counting by hand after adds, updates and removals; paging with the
  * partial (top-k) selection gives exactly the fully sorted order; suggestions are not served
- * stale from their cache after the catalogue changes; typos still find the book.
+ * stale from their cache after the catalogue changes; typos still find the book; an index
+ * file reopened answers as before and is not shared by two indexes at once.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { newId } from '../../src/ids.js';
 import type { Book, BookFormat } from '../../src/store/contracts.js';
@@ -130,4 +134,46 @@ t.test('suggestions and typos', async (t) => {
   t.equal(index.search({ q: 'quiett orchard', sort: 'relevance', page: 1, size: 5 }).bookIds[0], quiet.bookId, 'a typo in the first word');
   index.remove(quiet.bookId);
   t.same(index.suggest('quie'), [], 'and when a book goes');
+});
+
+t.test('an index file survives a restart', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kindred-search-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'search.db');
+  const first = new BookIndex({ file });
+  const books: Book[] = [];
+  for (let i = 0; i < 300; i++) {
+    const b = makeBook(i);
+    books.push(b);
+    first.upsert(b);
+  }
+  const quiet = { ...makeBook(1000), title: 'The Quiet Orchard', authors: ['Mina Park'] };
+  first.upsert(quiet);
+  first.remove(books[0]!.bookId);
+  const kept = books.slice(1).concat(quiet);
+  const before = first.search({ q: 'river', sort: 'price', page: 1, size: 10 });
+  first.close();
+
+  const second = new BookIndex({ file });
+  t.equal(second.size, kept.length, 'every book is back, the removed one is not');
+  t.equal(second.updatedAt(quiet.bookId), quiet.updatedAt, 'with its version');
+  t.same(second.search({ q: 'river', sort: 'price', page: 1, size: 10 }), before, 'the same answer as before the restart');
+  t.equal(second.search({ q: 'quiet orchrd', sort: 'relevance', page: 1, size: 5 }).bookIds[0], quiet.bookId, 'typos still corrected (the vocabulary is rebuilt)');
+  const want = expected(kept, { format: 'print' });
+  const got = second.search({ q: '', format: 'print', sort: 'newest', page: 1, size: 5 });
+  t.same([got.total, got.facets], [want.total, want.facets], 'catalogue facets recounted from the file');
+  // Freed slots are reused after the restart too.
+  const more = makeBook(2000);
+  second.upsert(more);
+  t.equal(second.size, kept.length + 1);
+  t.equal(second.search({ q: more.isbn, sort: 'relevance', page: 1, size: 5 }).bookIds[0], more.bookId, 'a new book, found by ISBN');
+  second.close();
+
+  // A file another index holds is not shared: the second opener keeps its index in memory.
+  const holder = new BookIndex({ file });
+  const other = new BookIndex({ file });
+  t.equal(other.size, 0, 'the second opener starts empty, in memory');
+  t.equal(holder.size, kept.length + 1, 'the holder keeps the file');
+  other.close();
+  holder.close();
 });

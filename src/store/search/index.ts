@@ -1,15 +1,25 @@
 /**
- * The Search service's in-memory index: MiniSearch (full text with prefix and fuzzy
- * matching, BM25 ranking) over title, authors, ISBN and description, plus compact per-book
- * metadata kept beside it for filters, facets and sorting, which MiniSearch does not do.
+ * The Search service's index: SQLite FTS5 (full text, BM25 ranking in C, prefix queries)
+ * over title, authors and description, a typo vocabulary of title and author terms
+ * (MiniSearch's radix tree, for edit-distance lookup), and compact per-book numbers in typed
+ * arrays for filters, facets and sorting.
+ *
+ * FTS5 finds and ranks; typos are handled by correcting query words against the vocabulary
+ * before the MATCH (a word is tried as typed and as each close term the index holds), so the
+ * engine only ever looks up real terms. The per-book numbers stay in JavaScript because
+ * facets over tens of thousands of matches are a tight loop over flat memory, not SQL.
  *
  * It holds no book data beyond what it needs to find and order books: results are ids, and
- * the service hydrates them from the Books service. Every node keeps its own index, fed by
- * the Books events on the bus and rebuilt from the Books service at start.
+ * the service hydrates them from the Books service. With a file, the index survives a
+ * restart (a rebuild then only catches up); without, it lives in memory.
  */
-import MiniSearch, { type SearchResult } from 'minisearch';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database, { type Database as Db } from 'better-sqlite3';
+import SearchableMap from 'minisearch/SearchableMap';
 import type { Book, BookFormat } from '../contracts.js';
 import { normaliseIsbn } from '../books/isbn.js';
+import { fold, fuzziness, quoted, terms, wordExpr } from './text.js';
 
 export type SortOrder = 'relevance' | 'price' | '-price' | 'title' | 'newest';
 export const SORT_ORDERS: readonly SortOrder[] = ['relevance', 'price', '-price', 'title', 'newest'];
@@ -49,31 +59,12 @@ export interface SearchHits {
   facets: Facets;
 }
 
-interface Meta {
-  /** the book's slot in the typed arrays below */
-  slot: number;
-  title: string;
-  /** lowercase, accents removed: the title sort key */
-  titleKey: string;
-  authors: string[];
-  /** the authors folded (lowercase, no accents), for the author filter */
-  authorKeys: string[];
-  updatedAt: number;
-  isbn: string;
+export interface BookIndexOptions {
+  /** the index file (created if missing); omitted: in memory, rebuilt at every start */
+  file?: string;
+  /** SQLite page cache, MiB (default 64) */
+  cacheMiB?: number;
 }
-
-interface Doc {
-  id: string;
-  title: string;
-  authors: string;
-  description: string;
-}
-
-/**
- * Words too common to tell books apart: not indexed and ignored in queries. Without this a
- * query containing "the" walks the posting list of nearly every book.
- */
-const STOP_WORDS = new Set('a an and are as at be by for from has in is it its of on or that the to was were with'.split(' '));
 
 const FORMAT_BITS: Record<BookFormat, number> = { ebook: 1, print: 2 };
 /** set in `formats` for a slot that holds a book (a freed slot is 0) */
@@ -82,26 +73,105 @@ const AUTHOR_FACET_SIZE = 10;
 const SUGGESTIONS = 8;
 /** An exact/prefix pass finding fewer books than this is retried with typo tolerance. */
 const FUZZY_BELOW = 5;
+/** A query word is tried as at most this many corrections (closest first, then most used). */
+const MAX_CORRECTIONS = 16;
 const SUGGEST_CACHE_SIZE = 10_000;
-
-/** Index and query terms: folded, stop words dropped. */
-function processTerm(term: string): string | null {
-  const t = fold(term);
-  return t.length === 0 || STOP_WORDS.has(t) ? null : t;
-}
-
-function fold(s: string): string {
-  return s.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase();
-}
-
-/** Fuzzy distance allowed for a query term: none for short terms, one edit up to 7 letters, two beyond. */
-function fuzziness(term: string): number {
-  return term.length <= 3 ? 0 : term.length <= 7 ? 1 : 2;
-}
+/**
+ * BM25 costs about a microsecond per matching book in FTS5: a set of matches larger than this
+ * is not scored by it (see `run`).
+ */
+const SCORE_AT_MOST = 2000;
+/** Added to the score of a book holding every word in title or authors: above any other match. */
+const TITLE_TIER = 1000;
+/** Slots per block of `blockNewest`: a newest-first browse skips whole blocks of older books. */
+const BLOCK_BITS = 8;
+/** Bumped when the file's layout or the way text is tokenised changes: an older file is rebuilt. */
+const INDEX_VERSION = 4;
 
 function priceBucket(cents: number): number {
   for (let b = PRICE_BUCKETS.length - 1; b > 0; b--) if (cents >= PRICE_BUCKETS[b]!.min) return b;
   return 0;
+}
+
+function titleKeyOf(title: string): string {
+  return fold(title).replace(/^(the|a|an) /, '');
+}
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS index_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+-- one row per indexed book; slot = the rowid of its text and its place in the typed arrays
+CREATE TABLE IF NOT EXISTS books (
+  slot INTEGER PRIMARY KEY, book_id TEXT NOT NULL UNIQUE, isbn TEXT NOT NULL, title TEXT NOT NULL,
+  authors TEXT NOT NULL, formats INTEGER NOT NULL, price INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS books_isbn ON books (isbn);
+-- folded author name → slots: the author filter
+CREATE TABLE IF NOT EXISTS book_authors (author_key TEXT NOT NULL, slot INTEGER NOT NULL, PRIMARY KEY (author_key, slot)) WITHOUT ROWID;
+-- for finding books. Contentless: the text is not stored twice, only its index; detail=column:
+-- which column holds a term but not where (no phrase queries, a smaller index; contentless, it
+-- cannot rank: bm25() gives 0); prefix='3' answers 3-letter prefixes from their own index
+CREATE VIRTUAL TABLE IF NOT EXISTS book_text USING fts5 (title, authors, description, content='', contentless_delete=1, detail=column, tokenize='unicode61 remove_diacritics 2', prefix='3');
+-- title and authors again, for ranking (detail=full, which bm25() needs). Apart, because BM25
+-- normalises by the length of the whole row: a long description would outweigh a short title
+CREATE VIRTUAL TABLE IF NOT EXISTS book_titles USING fts5 (title, authors, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');
+`;
+
+function openDb(options: BookIndexOptions): Db {
+  const file = options.file ?? ':memory:';
+  const open = () => {
+    const db = new Database(file);
+    try {
+      // One process per file: a second node pointed at the same data directory must not write into it.
+      db.pragma('locking_mode = EXCLUSIVE');
+      // A derived index, rebuilt from Books if lost: no fsync, and a torn file is simply recreated.
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = OFF');
+      db.pragma(`cache_size = -${(options.cacheMiB ?? 64) * 1024}`);
+      db.exec(DDL);
+      const row = db.prepare('SELECT version FROM index_version WHERE id = 1').get() as { version: number } | undefined;
+      if (row === undefined) db.prepare('INSERT INTO index_version (id, version) VALUES (1, ?)').run(INDEX_VERSION);
+      else if (row.version !== INDEX_VERSION) throw new Error(`search index version ${row.version}, expected ${INDEX_VERSION}`);
+      return db;
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  };
+  if (file === ':memory:') return open();
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  try {
+    return open();
+  } catch (err) {
+    // Held by another process: this one keeps its index in memory rather than share the file.
+    if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) return openDb({ ...options, file: ':memory:' });
+    // Unreadable or from another version: start empty; the service's rebuild fills it again.
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
+    return open();
+  }
+}
+
+/** The prepared statements of the index. */
+function statements(db: Db) {
+  return {
+    held: db.prepare('SELECT slot, updated FROM books WHERE book_id = ?'),
+    bookOf: db.prepare('SELECT slot, title, authors FROM books WHERE book_id = ?'),
+    byIsbn: db.prepare('SELECT slot FROM books WHERE isbn = ? LIMIT 1').pluck(),
+    shown: db.prepare('SELECT title, authors FROM books WHERE slot = ?'),
+    insertBook: db.prepare('INSERT INTO books (slot, book_id, isbn, title, authors, formats, price, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+    deleteBook: db.prepare('DELETE FROM books WHERE slot = ?'),
+    insertAuthor: db.prepare('INSERT OR IGNORE INTO book_authors (author_key, slot) VALUES (?, ?)'),
+    deleteAuthor: db.prepare('DELETE FROM book_authors WHERE author_key = ? AND slot = ?'),
+    authorSlots: db.prepare('SELECT slot FROM book_authors WHERE author_key = ?').pluck(),
+    insertText: db.prepare('INSERT INTO book_text (rowid, title, authors, description) VALUES (?, ?, ?, ?)'),
+    deleteText: db.prepare('DELETE FROM book_text WHERE rowid = ?'),
+    insertTitles: db.prepare('INSERT INTO book_titles (rowid, title, authors) VALUES (?, ?, ?)'),
+    deleteTitles: db.prepare('DELETE FROM book_titles WHERE rowid = ?'),
+    titleMatching: db.prepare('SELECT rowid FROM book_titles WHERE book_titles MATCH ?').pluck(),
+    // bm25 is negative, better matches lower: negated so that higher is better
+    titleRanked: db.prepare('SELECT rowid, -bm25(book_titles, 3.0, 2.0) FROM book_titles WHERE book_titles MATCH ?').raw(),
+    matching: db.prepare('SELECT rowid FROM book_text WHERE book_text MATCH ?').pluck(),
+    suggest: db.prepare(`SELECT rowid FROM book_titles WHERE book_titles MATCH ? ORDER BY bm25(book_titles, 2.0, 1.0) LIMIT ${SUGGESTIONS * 8}`).pluck(),
+    all: db.prepare('SELECT slot, book_id, title, authors, formats, price, created FROM books'),
+  };
 }
 
 /**
@@ -112,22 +182,31 @@ function priceBucket(cents: number): number {
  * filter needs no scan to count its facets.
  */
 export class BookIndex {
-  private readonly mini: MiniSearch<Doc>;
-  private readonly meta = new Map<string, Meta>();
-  /** ISBNs are looked up exactly, not indexed as terms: a million unique terms would slow every fuzzy search */
-  private readonly byIsbn = new Map<string, string>();
-  /** folded author name → the slots of their books: the author filter without text reads only these */
-  private readonly byAuthor = new Map<string, Set<number>>();
+  private readonly db: Db;
+  private readonly sql: ReturnType<typeof statements>;
+  /** title and author terms → books holding them: the words typos are corrected to */
+  private readonly vocab = new SearchableMap<number>();
+  private live = 0;
 
   // ── per slot ──
   private slotIds: Array<string | undefined> = [];
+  /** lowercase, accents and a leading article removed: the title sort key */
+  private titleKeys: Array<string | undefined> = [];
   private formats = new Uint8Array(1024);
   private price = new Float64Array(1024);
   private created = new Float64Array(1024);
-  /** the book's author ids (usually one) */
-  private slotAuthors: Array<Int32Array | undefined> = [];
+  /** the book's first two author ids (-1: none); a third and more in `moreAuthors` */
+  private author0 = new Int32Array(1024);
+  private author1 = new Int32Array(1024);
+  private readonly moreAuthors = new Map<number, number[]>();
   private freeSlots: number[] = [];
   private slotCount = 0;
+  /**
+   * Per block of 256 slots, the newest creation time it ever held (not lowered on removal:
+   * an overestimate only costs a look). Slots are handed out roughly in creation order, so a
+   * newest-first page is found in the last few blocks and the rest are skipped.
+   */
+  private blockNewest = new Float64Array(1024 >> BLOCK_BITS);
 
   // ── authors: exact name ↔ id, and per id the books per format combination (id*4 + bits) ──
   private readonly authorIds = new Map<string, number>();
@@ -144,26 +223,52 @@ export class BookIndex {
   // ── scratch for one search (searches run one at a time: JavaScript is single-threaded) ──
   private scores = new Float64Array(1024);
   private authorScratch = new Int32Array(1024);
+  /** slot → the search that marked it as the filtered author's (compared with `stamp`) */
+  private marks = new Int32Array(1024);
+  private stamp = 0;
 
-  constructor() {
-    this.mini = new MiniSearch<Doc>({
-      fields: ['title', 'authors', 'description'],
-      storeFields: [],
-      processTerm,
-      autoVacuum: { minDirtCount: 1000, minDirtFactor: 0.05, batchSize: 2000, batchWait: 5 },
+  private readonly upsertTx: (book: Book) => void;
+  private readonly upsertManyTx: (books: Book[]) => void;
+  private readonly removeTx: (bookId: string) => void;
+
+  constructor(options: BookIndexOptions = {}) {
+    this.db = openDb(options);
+    const db = this.db;
+    this.sql = statements(db);
+    this.upsertTx = db.transaction((book: Book) => this.write(book));
+    this.upsertManyTx = db.transaction((books: Book[]) => {
+      for (const b of books) this.write(b);
     });
+    this.removeTx = db.transaction((bookId: string) => this.erase(bookId));
+    this.load();
+  }
+
+  /** Reads what the file holds into memory (nothing for a new or in-memory index). */
+  private load(): void {
+    type Row = { slot: number; book_id: string; title: string; authors: string; formats: number; price: number; created: number };
+    let max = -1;
+    for (const r of this.sql.all.iterate() as IterableIterator<Row>) {
+      while (this.slotCount <= r.slot) this.newSlot(true);
+      this.place(r.slot, r.book_id, r.title, JSON.parse(r.authors) as string[], r.formats, r.price, r.created);
+      max = Math.max(max, r.slot);
+    }
+    for (let s = 0; s <= max; s++) if ((this.formats[s]! & LIVE) === 0) this.freeSlots.push(s);
+  }
+
+  close(): void {
+    this.db.close();
   }
 
   get size(): number {
-    return this.meta.size;
+    return this.live;
   }
 
   ids(): string[] {
-    return [...this.meta.keys()];
+    return this.slotIds.filter((id): id is string => id !== undefined);
   }
 
   updatedAt(bookId: string): number | undefined {
-    return this.meta.get(bookId)?.updatedAt;
+    return (this.sql.held.get(bookId) as { updated: number } | undefined)?.updated;
   }
 
   private changed(): void {
@@ -171,8 +276,9 @@ export class BookIndex {
     this.suggestCache.clear();
   }
 
-  private newSlot(): number {
-    const free = this.freeSlots.pop();
+  /** A free slot, or a new one (`append`: always a new one, for loading slots as stored). */
+  private newSlot(append = false): number {
+    const free = append ? undefined : this.freeSlots.pop();
     if (free !== undefined) return free;
     const slot = this.slotCount++;
     if (slot >= this.formats.length) {
@@ -180,7 +286,11 @@ export class BookIndex {
       this.formats = grow(this.formats, new Uint8Array(cap));
       this.price = grow(this.price, new Float64Array(cap));
       this.created = grow(this.created, new Float64Array(cap));
+      this.blockNewest = grow(this.blockNewest, new Float64Array(cap >> BLOCK_BITS));
+      this.author0 = grow(this.author0, new Int32Array(cap));
+      this.author1 = grow(this.author1, new Int32Array(cap));
       this.scores = new Float64Array(cap);
+      this.marks = new Int32Array(cap);
     }
     return slot;
   }
@@ -199,62 +309,84 @@ export class BookIndex {
     return id;
   }
 
+  /** The author ids of a slot. */
+  private authorsOf(slot: number): number[] {
+    const a0 = this.author0[slot]!;
+    if (a0 < 0) return [];
+    const a1 = this.author1[slot]!;
+    if (a1 < 0) return [a0];
+    return [a0, a1, ...(this.moreAuthors.get(slot) ?? [])];
+  }
+
   /** Adds (+1) or takes away (-1) a slot's share of the catalogue-wide counts. */
   private count(slot: number, delta: 1 | -1): void {
     const bits = this.formats[slot]! & 3;
     this.priceByFormat[bits]![priceBucket(this.price[slot]!)]! += delta;
-    for (const a of this.slotAuthors[slot]!) this.authorBooks[a * 4 + bits] += delta;
+    for (const a of this.authorsOf(slot)) this.authorBooks[a * 4 + bits] += delta;
+  }
+
+  /** The in-memory half of adding a book: arrays, counts, vocabulary. */
+  private place(slot: number, bookId: string, title: string, authors: string[], formatBits: number, price: number, created: number): void {
+    this.slotIds[slot] = bookId;
+    this.titleKeys[slot] = titleKeyOf(title);
+    this.formats[slot] = LIVE | formatBits;
+    this.price[slot] = price;
+    this.created[slot] = created;
+    if (created > this.blockNewest[slot >> BLOCK_BITS]!) this.blockNewest[slot >> BLOCK_BITS] = created;
+    // A book listing the same author twice counts once for them.
+    const ids = [...new Set(authors)].map((name) => this.authorId(name));
+    this.author0[slot] = ids[0] ?? -1;
+    this.author1[slot] = ids[1] ?? -1;
+    if (ids.length > 2) this.moreAuthors.set(slot, ids.slice(2));
+    this.count(slot, 1);
+    for (const t of new Set([...terms(title), ...terms(authors.join(' '))])) this.vocab.update(t, (n) => (n ?? 0) + 1);
+    this.live++;
   }
 
   upsert(book: Book): void {
-    if (this.meta.has(book.bookId)) this.remove(book.bookId);
+    this.upsertTx(book);
+  }
+
+  /** Several books in one transaction (a rebuild's page). */
+  upsertMany(books: Book[]): void {
+    if (books.length > 0) this.upsertManyTx(books);
+  }
+
+  private write(book: Book): void {
+    this.erase(book.bookId);
     this.changed();
-    this.mini.add({
-      id: book.bookId,
-      title: book.title,
-      authors: book.authors.join(' ; '),
-      description: book.description,
-    });
-    this.byIsbn.set(book.isbn, book.bookId);
     const slot = this.newSlot();
-    this.slotIds[slot] = book.bookId;
-    this.formats[slot] = LIVE | book.formats.reduce((bits, f) => bits | FORMAT_BITS[f], 0);
-    this.price[slot] = book.priceCents;
-    this.created[slot] = book.createdAt;
-    // A book listing the same author twice counts once for them.
-    this.slotAuthors[slot] = Int32Array.from(new Set(book.authors), (name) => this.authorId(name));
-    this.count(slot, 1);
-    const authorKeys = book.authors.map(fold);
-    for (const key of authorKeys) {
-      let slots = this.byAuthor.get(key);
-      if (!slots) this.byAuthor.set(key, (slots = new Set()));
-      slots.add(slot);
-    }
-    this.meta.set(book.bookId, {
-      slot,
-      title: book.title,
-      titleKey: fold(book.title).replace(/^(the|a|an) /, ''),
-      authors: book.authors,
-      authorKeys,
-      updatedAt: book.updatedAt,
-      isbn: book.isbn,
-    });
+    const formatBits = book.formats.reduce((bits, f) => bits | FORMAT_BITS[f], 0);
+    this.sql.insertBook.run(slot, book.bookId, book.isbn, book.title, JSON.stringify(book.authors), formatBits, book.priceCents, book.createdAt, book.updatedAt);
+    for (const key of new Set(book.authors.map(fold))) this.sql.insertAuthor.run(key, slot);
+    const title = terms(book.title).join(' ');
+    const authors = terms(book.authors.join(' ; ')).join(' ');
+    this.sql.insertText.run(slot, title, authors, terms(book.description).join(' '));
+    this.sql.insertTitles.run(slot, title, authors);
+    this.place(slot, book.bookId, book.title, book.authors, formatBits, book.priceCents, book.createdAt);
   }
 
   remove(bookId: string): void {
-    const m = this.meta.get(bookId);
-    if (!m) return;
+    this.removeTx(bookId);
+  }
+
+  private erase(bookId: string): void {
+    const held = this.sql.bookOf.get(bookId) as { slot: number; title: string; authors: string } | undefined;
+    if (!held) return;
     this.changed();
-    this.mini.discard(bookId);
-    if (this.byIsbn.get(m.isbn) === bookId) this.byIsbn.delete(m.isbn);
-    const slot = m.slot;
-    for (const key of m.authorKeys) {
-      const slots = this.byAuthor.get(key);
-      slots?.delete(slot);
-      if (slots?.size === 0) this.byAuthor.delete(key);
+    const { slot } = held;
+    const authors = JSON.parse(held.authors) as string[];
+    this.sql.deleteText.run(slot);
+    this.sql.deleteTitles.run(slot);
+    this.sql.deleteBook.run(slot);
+    for (const key of new Set(authors.map(fold))) this.sql.deleteAuthor.run(key, slot);
+    for (const t of new Set([...terms(held.title), ...terms(authors.join(' '))])) {
+      const n = (this.vocab.get(t) ?? 1) - 1;
+      if (n <= 0) this.vocab.delete(t);
+      else this.vocab.set(t, n);
     }
     this.count(slot, -1);
-    for (const a of this.slotAuthors[slot]!) {
+    for (const a of this.authorsOf(slot)) {
       let total = 0;
       for (let bits = 1; bits < 4; bits++) total += this.authorBooks[a * 4 + bits]!;
       if (total === 0) {
@@ -264,9 +396,41 @@ export class BookIndex {
     }
     this.formats[slot] = 0;
     this.slotIds[slot] = undefined;
-    this.slotAuthors[slot] = undefined;
+    this.titleKeys[slot] = undefined;
+    this.author0[slot] = -1;
+    this.author1[slot] = -1;
+    this.moreAuthors.delete(slot);
     this.freeSlots.push(slot);
-    this.meta.delete(bookId);
+    this.live--;
+  }
+
+  /**
+   * Title and author terms within `maxDistance` edits of `term` (not the term itself), closest
+   * first, then the most used, at most MAX_CORRECTIONS, as FTS5 strings.
+   */
+  private corrections(term: string, maxDistance: number): string[] {
+    if (maxDistance === 0) return [];
+    const found = [...this.vocab.fuzzyGet(term, maxDistance)].filter(([t]) => t !== term);
+    found.sort((a, b) => a[1][1] - b[1][1] || b[1][0] - a[1][0]);
+    return found.slice(0, MAX_CORRECTIONS).map(([t]) => quoted(t));
+  }
+
+  /**
+   * The slots matching `expr.any`, with their scores in `this.scores` when `ranked`: books
+   * holding the words in title or authors (`expr.titles`) first, by BM25 over title and
+   * authors (past SCORE_AT_MOST of them, by title length: shortest first, as BM25 would);
+   * then the books matching only through their description, unscored (newest first).
+   */
+  private run(expr: { any: string; titles: string }, ranked: boolean): Int32Array {
+    const slots = Int32Array.from(this.sql.matching.all(expr.any) as number[]);
+    if (!ranked) return slots;
+    const { scores, titleKeys } = this;
+    for (const slot of slots) scores[slot] = 0;
+    const titles = this.sql.titleMatching.all(expr.titles) as number[];
+    if (titles.length <= SCORE_AT_MOST) {
+      for (const [slot, score] of this.sql.titleRanked.all(expr.titles) as Array<[number, number]>) scores[slot] = TITLE_TIER + score;
+    } else for (const slot of titles) scores[slot] = TITLE_TIER + 1 / (1 + (titleKeys[slot]?.length ?? 0));
+    return slots;
   }
 
   /**
@@ -275,39 +439,41 @@ export class BookIndex {
    *  1. every word exactly in title, authors or description, the last one also as a prefix
    *     of a title/author word (it may be half typed);
    *  2. the same with typos in title and authors (1 edit for words of 4–7 letters, 2 beyond),
-   *     when pass 1 found fewer than FUZZY_BELOW books;
+   *     when pass 1 found fewer than FUZZY_BELOW books: first correcting only the words that
+   *     no title or author holds, then (if that found nothing) every word;
    *  3. any word (OR) with typos, best first — a misspelling too far off, or a word in no book.
-   * Typo and prefix expansion over a large vocabulary is what makes a query slow, so it is
-   * kept to title/author words, to the last word, and to queries that need it; descriptions
-   * match whole words.
+   * Typos are corrected against the title/author vocabulary; descriptions match whole words.
    */
-  private match(q: string): SearchResult[] {
+  private match(q: string, ranked: boolean): Int32Array {
     const isbn = normaliseIsbn(q);
     if (isbn) {
-      const id = this.byIsbn.get(isbn);
-      if (id) return [{ id, score: 1 } as SearchResult];
+      const slot = this.sql.byIsbn.get(isbn) as number | undefined;
+      if (slot !== undefined) {
+        this.scores[slot] = 1;
+        return Int32Array.of(slot);
+      }
     }
-    const lastAsPrefix = (term: string, i: number, terms: string[]) => i === terms.length - 1 && term.length >= 3;
-    const query = (combineWith: 'AND' | 'OR', typos: boolean) => ({
-      combineWith: 'OR' as const,
-      queries: [
-        {
-          queries: [q],
-          fields: ['title', 'authors'],
-          combineWith,
-          prefix: lastAsPrefix,
-          fuzzy: typos ? (term: string) => fuzziness(term) : false,
-          maxFuzzy: 2,
-          boost: { title: 3, authors: 2 },
-        },
-        { queries: [q], fields: ['description'], combineWith, prefix: false, fuzzy: false },
-      ],
-    });
-    const exact = this.mini.search(query('AND', false));
+    const words = terms(q);
+    if (words.length === 0) return new Int32Array(0);
+    const last = words.length - 1;
+    const prefix = (t: string, i: number) => (i === last && t.length >= 3 ? [`${quoted(t)}*`] : []);
+    const exact = this.run(matchExpr(words, words.map(prefix), 'AND'), ranked);
     if (exact.length >= FUZZY_BELOW) return exact;
-    const typos = this.mini.search(query('AND', true));
-    if (typos.length > 0) return typos;
-    return this.mini.search(query('OR', true));
+    const fixes = words.map((t) => this.corrections(t, fuzziness(t)));
+    const withTypos = words.map((t, i) => [...prefix(t, i), ...fixes[i]!]);
+    // First only the words no title or author holds are corrected: a word the catalogue knows
+    // is most likely spelled right, and its neighbours (FTS5 cannot rank a correction below
+    // the word itself) would push the books holding it down.
+    const unknown = words.map((t) => !this.vocab.has(t));
+    if (unknown.some((u, i) => u && fixes[i]!.length > 0) && unknown.some((u) => !u)) {
+      const typos = this.run(matchExpr(words, words.map((t, i) => (unknown[i] ? withTypos[i]! : prefix(t, i))), 'AND'), ranked);
+      if (typos.length > 0) return typos;
+    }
+    if (fixes.some((f) => f.length > 0)) {
+      const typos = this.run(matchExpr(words, withTypos, 'AND'), ranked);
+      if (typos.length > 0) return typos;
+    } else if (exact.length > 0) return exact;
+    return words.length > 1 ? this.run(matchExpr(words, withTypos, 'OR'), ranked) : exact;
   }
 
   search(query: SearchQuery): SearchHits {
@@ -317,29 +483,24 @@ export class BookIndex {
     const minP = query.minPriceCents ?? 0;
     const maxP = query.maxPriceCents ?? Number.POSITIVE_INFINITY;
     const author = query.author ? fold(query.author) : undefined;
-    const authorSlots = author === undefined ? undefined : (this.byAuthor.get(author) ?? new Set<number>());
+    const authorSlots = author === undefined ? undefined : Int32Array.from(this.sql.authorSlots.all(author) as number[]);
 
     // The candidate slots: the text's matches (with their scores), the author's books, or all.
     let slots: ArrayLike<number>;
-    let scored = false;
+    const scored = q !== '' && query.sort === 'relevance';
+    const marks = this.marks;
+    const stamp = ++this.stamp;
     if (q !== '') {
-      const matches = this.match(q);
-      const s = new Int32Array(matches.length);
-      let n = 0;
-      for (const r of matches) {
-        const m = this.meta.get(r.id);
-        if (!m) continue;
-        s[n++] = m.slot;
-        this.scores[m.slot] = r.score;
-      }
-      slots = s.subarray(0, n);
-      scored = true;
+      slots = this.match(q, scored);
+      // Text and author together: the author's books are marked, the matches checked against them.
+      if (authorSlots) for (const s of authorSlots) marks[s] = stamp;
     } else if (authorSlots) {
-      slots = Int32Array.from(authorSlots);
+      slots = authorSlots;
     } else {
       slots = { length: this.slotCount } as ArrayLike<number>; // every slot: read as the index itself
     }
     const all = q === '' && !authorSlots;
+    const textAndAuthor = q !== '' && authorSlots !== undefined;
 
     // Disjunctive facets: each facet counts with every filter applied except its own.
     const facets: Facets = { format: { ebook: 0, print: 0 }, price: PRICE_BUCKETS.map((b) => ({ ...b, count: 0 })), author: [] };
@@ -349,15 +510,21 @@ export class BookIndex {
     const authorCounts = this.authorScratch;
     const touched: number[] = [];
     const hits: number[] = [];
-    const { formats, price } = this;
-    for (let i = 0; i < slots.length; i++) {
+    const { formats, price, author0, author1 } = this;
+    const countAuthor = (a: number) => {
+      if (authorCounts[a]!++ === 0) touched.push(a);
+    };
+    // A browse newest first with catalogue-wide facets: its total is counted already and its
+    // page found by skipping blocks of older books, so no loop over every book.
+    const newestBrowse = precounted && (query.sort === 'newest' || query.sort === 'relevance');
+    for (let i = 0; i < (newestBrowse ? 0 : slots.length); i++) {
       const slot = all ? i : slots[i]!;
       const f = formats[slot]!;
       if ((f & LIVE) === 0) continue;
       const fmtOk = wantBits === 0 || (f & wantBits) !== 0;
       const p = price[slot]!;
       const priceOk = p >= minP && p <= maxP;
-      const authorOk = authorSlots === undefined || q === '' || authorSlots.has(slot);
+      const authorOk = !textAndAuthor || marks[slot] === stamp;
       if (!precounted) {
         if (priceOk && authorOk) {
           if (f & 1) facets.format.ebook++;
@@ -365,7 +532,15 @@ export class BookIndex {
         }
         if (fmtOk && authorOk) facets.price[priceBucket(p)]!.count++;
         if (fmtOk && priceOk && countAuthors) {
-          for (const a of this.slotAuthors[slot]!) if (authorCounts[a]!++ === 0) touched.push(a);
+          const a0 = author0[slot]!;
+          if (a0 >= 0) {
+            countAuthor(a0);
+            const a1 = author1[slot]!;
+            if (a1 >= 0) {
+              countAuthor(a1);
+              for (const a of this.moreAuthors.get(slot) ?? []) countAuthor(a);
+            }
+          }
         }
       }
       if (fmtOk && priceOk && authorOk) hits.push(slot);
@@ -379,9 +554,8 @@ export class BookIndex {
       facets.author = this.catalogueTopAuthors(0);
     }
 
-    const { created, scores, slotIds } = this;
+    const { created, scores, slotIds, titleKeys } = this;
     const byId = (a: number, b: number) => (slotIds[a]! < slotIds[b]! ? -1 : slotIds[a]! > slotIds[b]! ? 1 : 0);
-    const titleKey = (s: number) => this.meta.get(slotIds[s]!)!.titleKey;
     const order: (a: number, b: number) => number = {
       relevance: scored
         ? (a: number, b: number) => scores[b]! - scores[a]! || created[b]! - created[a]! || byId(a, b)
@@ -389,15 +563,35 @@ export class BookIndex {
       price: (a: number, b: number) => price[a]! - price[b]! || byId(a, b),
       '-price': (a: number, b: number) => price[b]! - price[a]! || byId(a, b),
       title: (a: number, b: number) => {
-        const ka = titleKey(a);
-        const kb = titleKey(b);
+        const ka = titleKeys[a]!;
+        const kb = titleKeys[b]!;
         return ka < kb ? -1 : ka > kb ? 1 : byId(a, b);
       },
       newest: (a: number, b: number) => created[b]! - created[a]! || byId(b, a),
     }[query.sort];
     const start = (query.page - 1) * query.size;
     const end = start + query.size;
+    if (newestBrowse) {
+      const total = wantBits === 0 ? this.live : wantBits === FORMAT_BITS.ebook ? facets.format.ebook : facets.format.print;
+      return { bookIds: this.newestPage(wantBits, end, order).slice(start, end).map((s) => slotIds[s]!), total, facets };
+    }
     return { bookIds: topK(hits, end, order).slice(start, end).map((s) => slotIds[s]!), total: hits.length, facets };
+  }
+
+  /** The first `k` books (of a format) newest first, looking only into blocks that can hold one. */
+  private newestPage(wantBits: number, k: number, order: (a: number, b: number) => number): number[] {
+    const { formats, created, blockNewest } = this;
+    const best = new TopK(k, order);
+    for (let block = (this.slotCount - 1) >> BLOCK_BITS; block >= 0; block--) {
+      const worst = best.worst();
+      if (worst !== undefined && blockNewest[block]! < created[worst]!) continue;
+      const first = block << BLOCK_BITS;
+      for (let slot = Math.min(this.slotCount, first + (1 << BLOCK_BITS)) - 1; slot >= first; slot--) {
+        const f = formats[slot]!;
+        if ((f & LIVE) !== 0 && (wantBits === 0 || (f & wantBits) !== 0)) best.offer(slot);
+      }
+    }
+    return best.sorted();
   }
 
   /** Facets of the whole catalogue (optionally one format) from the counts kept on every change. */
@@ -434,9 +628,28 @@ export class BookIndex {
   }
 
   /**
-   * Type-ahead: books whose title or authors start with the typed words (the last one as a
-   * prefix, the others exactly or with a typo), best first. Answers are cached until the
-   * catalogue changes: people type the same beginnings.
+   * Type-ahead over many matches (BM25 for all would cost too much): one book per title,
+   * titles beginning with what was typed first, then the shortest, then the newest.
+   */
+  private shortestTitles(matches: number[], typed: string): number[] {
+    const { titleKeys, created } = this;
+    const newestPerTitle = new Map<string, number>();
+    for (const slot of matches) {
+      const key = titleKeys[slot];
+      if (key === undefined) continue;
+      const held = newestPerTitle.get(key);
+      if (held === undefined || created[slot]! > created[held]!) newestPerTitle.set(key, slot);
+    }
+    const rank = (slot: number) => (titleKeys[slot]!.startsWith(typed) ? 0 : 1e6) + titleKeys[slot]!.length;
+    const best = new TopK<number>(SUGGESTIONS, (a, b) => rank(a) - rank(b) || created[b]! - created[a]! || a - b);
+    for (const slot of newestPerTitle.values()) best.offer(slot);
+    return best.sorted();
+  }
+
+  /**
+   * Type-ahead: books whose title or authors hold the typed words (the last one as a prefix,
+   * the others exactly or with a typo), best first. Answers are cached until the catalogue
+   * changes: people type the same beginnings.
    */
   suggest(q: string): Array<{ bookId: string; title: string; authors: string[] }> {
     const text = q.trim();
@@ -444,26 +657,44 @@ export class BookIndex {
     const key = fold(text);
     const cached = this.suggestCache.get(key);
     if (cached) return cached;
-    const results = this.mini.search(text, {
-      fields: ['title', 'authors'],
-      combineWith: 'AND',
-      prefix: (_term, i, terms) => i === terms.length - 1,
-      fuzzy: (term, i, terms) => (i < terms.length - 1 && term.length >= 5 ? 1 : 0),
-      boost: { title: 2, authors: 1 },
-    });
-    const seen = new Set<string>();
+    const words = terms(text);
     const out: Array<{ bookId: string; title: string; authors: string[] }> = [];
-    for (const r of results) {
-      const m = this.meta.get(r.id);
-      if (!m || seen.has(m.titleKey)) continue;
-      seen.add(m.titleKey);
-      out.push({ bookId: r.id, title: m.title, authors: m.authors });
-      if (out.length >= SUGGESTIONS) break;
+    if (words.length > 0) {
+      const last = words.length - 1;
+      const parts = words.map((t, i) => {
+        if (i === last) return `${quoted(t)}*`;
+        const fixes = t.length >= 5 ? this.corrections(t, 1) : [];
+        return fixes.length === 0 ? quoted(t) : `(${[quoted(t), ...fixes].join(' OR ')})`;
+      });
+      const expr = `{title authors}: (${parts.join(' AND ')})`;
+      const matches = this.sql.titleMatching.all(expr) as number[];
+      const seen = new Set<string>();
+      const best = matches.length <= SCORE_AT_MOST ? (this.sql.suggest.all(expr) as number[]) : this.shortestTitles(matches, titleKeyOf(text));
+      for (const slot of best) {
+        const bookId = this.slotIds[slot];
+        const titleKey = this.titleKeys[slot];
+        if (bookId === undefined || titleKey === undefined || seen.has(titleKey)) continue;
+        seen.add(titleKey);
+        const shown = this.sql.shown.get(slot) as { title: string; authors: string };
+        out.push({ bookId, title: shown.title, authors: JSON.parse(shown.authors) as string[] });
+        if (out.length >= SUGGESTIONS) break;
+      }
     }
     if (this.suggestCache.size >= SUGGEST_CACHE_SIZE) this.suggestCache.delete(this.suggestCache.keys().next().value!);
     this.suggestCache.set(key, out);
     return out;
   }
+}
+
+/**
+ * The words (each with its title/author alternatives) joined by `op`: `any` as searched, and
+ * `titles`, the same in title and authors only (for ranking large match sets coarsely).
+ */
+function matchExpr(words: string[], alternatives: string[][], op: 'AND' | 'OR'): { any: string; titles: string } {
+  return {
+    any: words.map((t, i) => wordExpr(t, alternatives[i]!)).join(` ${op} `),
+    titles: `{title authors}: (${words.map((t, i) => `(${[quoted(t), ...alternatives[i]!].join(' OR ')})`).join(` ${op} `)})`,
+  };
 }
 
 function grow<T extends Uint8Array | Int32Array | Float64Array>(old: T, bigger: T): T {
@@ -472,42 +703,64 @@ function grow<T extends Uint8Array | Int32Array | Float64Array>(old: T, bigger: 
 }
 
 /**
- * The first `k` items in `order`, sorted, without sorting everything: a bounded binary heap
- * whose root is the worst of the best k so far, so most items cost one comparison and the
- * rest log k — O(n log k) whatever the input order (the slots often arrive oldest first).
+ * The best `k` items in `order` seen so far, without sorting everything: a bounded binary
+ * heap whose root is the worst of the best k, so most items cost one comparison and the
+ * rest log k.
  */
-function topK<T>(items: T[], k: number, order: (a: T, b: T) => number): T[] {
-  if (items.length <= k * 4) return items.sort(order).slice(0, k);
-  const heap: T[] = [];
-  const worse = (i: number, j: number) => order(heap[i]!, heap[j]!) > 0;
-  const swap = (i: number, j: number) => {
-    const t = heap[i]!;
-    heap[i] = heap[j]!;
-    heap[j] = t;
-  };
-  const siftDown = (i: number) => {
+class TopK<T> {
+  private readonly heap: T[] = [];
+  constructor(
+    private readonly k: number,
+    private readonly order: (a: T, b: T) => number,
+  ) {}
+
+  /** The worst item kept, once k are kept (anything not better can be skipped). */
+  worst(): T | undefined {
+    return this.heap.length === this.k ? this.heap[0] : undefined;
+  }
+
+  offer(it: T): void {
+    const { heap, order } = this;
+    if (heap.length < this.k) {
+      heap.push(it);
+      for (let i = heap.length - 1; i > 0 && order(heap[i]!, heap[(i - 1) >> 1]!) > 0; i = (i - 1) >> 1) this.swap(i, (i - 1) >> 1);
+    } else if (this.k > 0 && order(it, heap[0]!) < 0) {
+      heap[0] = it;
+      this.siftDown(0);
+    }
+  }
+
+  sorted(): T[] {
+    return [...this.heap].sort(this.order);
+  }
+
+  private swap(i: number, j: number): void {
+    const t = this.heap[i]!;
+    this.heap[i] = this.heap[j]!;
+    this.heap[j] = t;
+  }
+
+  private siftDown(i: number): void {
+    const { heap, order } = this;
     for (;;) {
       const l = 2 * i + 1;
       const r = l + 1;
       let w = i;
-      if (l < heap.length && worse(l, w)) w = l;
-      if (r < heap.length && worse(r, w)) w = r;
+      if (l < heap.length && order(heap[l]!, heap[w]!) > 0) w = l;
+      if (r < heap.length && order(heap[r]!, heap[w]!) > 0) w = r;
       if (w === i) return;
-      swap(i, w);
+      this.swap(i, w);
       i = w;
     }
-  };
-  // Backwards: slots are mostly handed out oldest first, so for newest-first orders (the
-  // common browse) the best items come first and nearly all the rest cost one comparison.
-  for (let i = items.length - 1; i >= 0; i--) {
-    const it = items[i]!;
-    if (heap.length < k) {
-      heap.push(it);
-      for (let i = heap.length - 1; i > 0 && worse(i, (i - 1) >> 1); i = (i - 1) >> 1) swap(i, (i - 1) >> 1);
-    } else if (order(it, heap[0]!) < 0) {
-      heap[0] = it;
-      siftDown(0);
-    }
   }
-  return heap.sort(order);
+}
+
+/** The first `k` items in `order`, sorted: a plain sort when few, else a bounded heap. */
+function topK<T>(items: T[], k: number, order: (a: T, b: T) => number): T[] {
+  if (items.length <= k * 4) return items.sort(order).slice(0, k);
+  const best = new TopK(k, order);
+  // Backwards: slots are mostly handed out oldest first, so for newest-first orders the best
+  // items come first and nearly all the rest cost one comparison.
+  for (let i = items.length - 1; i >= 0; i--) best.offer(items[i]!);
+  return best.sorted();
 }

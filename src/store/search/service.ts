@@ -5,7 +5,9 @@
  *
  * Every node keeps its own full index (book events are a plain subscription, not a queue
  * group, so every node sees every change), and any node answers a search (queue group
- * "search"). At start it pages through the whole catalogue from the Books service. Events
+ * "search"). At start it pages through the whole catalogue from the Books service; with an
+ * index file kept from the last run, only books changed since (newer `updatedAt`) are
+ * re-indexed and books gone from the catalogue are dropped. Events
  * that arrive during that rebuild are applied at once; a page read before the event cannot
  * undo it, because an upsert older than what the index holds (updatedAt) is ignored and
  * deleted ids are remembered until the rebuild ends.
@@ -18,7 +20,7 @@ import type { Bus, Subscription } from '../../actors/bus.js';
 import { KindredError } from '../../errors.js';
 import { SUBJECTS, type Book, type BookEvent, type BooksReplies } from '../contracts.js';
 import type { BooksAdminReplies } from '../books/requests.js';
-import { BookIndex, SORT_ORDERS, type SearchQuery } from './index.js';
+import { BookIndex, SORT_ORDERS, type BookIndexOptions, type SearchQuery } from './index.js';
 import { MAX_PAGE_SIZE, MAX_QUERY_CHARS, MAX_RESULT_WINDOW, type SearchReplies, type SearchRequest } from './requests.js';
 
 export interface SearchServiceDeps {
@@ -29,10 +31,12 @@ export interface SearchServiceDeps {
   /** periodic full re-read of the catalogue, 0 = only at start (default 0) */
   rebuildEveryMs?: number;
   requestTimeoutMs?: number;
+  /** where the index lives (default: in memory, rebuilt at every start) */
+  index?: BookIndexOptions;
 }
 
 export class SearchService {
-  readonly index = new BookIndex();
+  readonly index: BookIndex;
   private subs: Subscription[] = [];
   private building = false;
   private rebuiltAt: number | null = null;
@@ -42,7 +46,9 @@ export class SearchService {
   private timer: NodeJS.Timeout | undefined;
   private rebuilding: Promise<void> | undefined;
 
-  constructor(private readonly deps: SearchServiceDeps) {}
+  constructor(private readonly deps: SearchServiceDeps) {
+    this.index = new BookIndex(deps.index);
+  }
 
   /** Subscribes and starts the rebuild in the background (`ready()` resolves when it is done). */
   start(): void {
@@ -69,6 +75,12 @@ export class SearchService {
     for (const s of this.subs.splice(0)) s.unsubscribe();
   }
 
+  /** Stops and closes the index (a rebuild still waiting for a page writes nothing once stopped). */
+  close(): void {
+    this.stop();
+    this.index.close();
+  }
+
   apply(event: BookEvent): void {
     if (event?.type === 'book.upserted') this.upsert(event.book);
     else if (event?.type === 'book.deleted') {
@@ -89,6 +101,8 @@ export class SearchService {
     this.deletedDuringRebuild = new Set();
     const started = Date.now();
     const seen = new Set<string>();
+    // An index kept from the last run may hold books deleted since: dropped at the end, as on a re-read.
+    const heldBefore = this.index.size;
     let after: string | null = null;
     const limit = this.deps.rebuildPageSize ?? 1000;
     try {
@@ -103,10 +117,15 @@ export class SearchService {
           continue;
         }
         attempt = 0;
+        if (this.stopped) return;
+        const changed: Book[] = [];
         for (const b of page.books) {
           seen.add(b.bookId);
-          this.upsert(b);
+          // The same version as indexed (a kept index, or a re-read) is not written again.
+          const held = this.index.updatedAt(b.bookId);
+          if ((held === undefined || held < b.updatedAt) && !this.deletedDuringRebuild.has(b.bookId)) changed.push(b);
         }
+        this.index.upsertMany(changed);
         if (page.next === null) break;
         after = page.next;
         // Let searches and events run between pages.
@@ -115,7 +134,7 @@ export class SearchService {
       if (this.stopped) return;
       // Drop books that are gone from the catalogue but whose delete event this node missed
       // (only those not changed since the rebuild started).
-      if (this.rebuiltAt !== null) {
+      if (this.rebuiltAt !== null || heldBefore > 0) {
         for (const id of this.index.ids()) if (!seen.has(id) && (this.index.updatedAt(id) ?? 0) < started) this.index.remove(id);
       }
       this.rebuiltAt = Date.now();
