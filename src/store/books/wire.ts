@@ -5,6 +5,7 @@
  * three; the bus queue groups spread requests over the nodes, and each node's Search keeps
  * its own index (docs/store.md).
  */
+import path from 'node:path';
 import type { Bus } from '../../actors/bus.js';
 import type { KindredConfig } from '../../config.js';
 import type { Logger } from '../../log.js';
@@ -76,7 +77,8 @@ export async function startCatalog(deps: CatalogDeps): Promise<Catalog> {
     log,
   });
   const customers = new CustomersService({ bus, store: stores.customers });
-  const search = new SearchService({ bus, log, rebuildEveryMs: config.store.searchRebuildMinutes * 60_000 });
+  // The index file is this node's own (every node keeps an index): a restart only catches up.
+  const search = new SearchService({ bus, log, rebuildEveryMs: config.store.searchRebuildMinutes * 60_000, index: { file: path.join(config.dataDir, 'store', 'search.db') } });
   books.start();
   customers.start();
   // After Books, so the rebuild's first page finds a responder on this node.
@@ -88,7 +90,7 @@ export async function startCatalog(deps: CatalogDeps): Promise<Catalog> {
     customers,
     stop() {
       stopping ??= (async () => {
-        search.stop();
+        search.close();
         customers.stop();
         books.stop();
         await Promise.allSettled([stores.books.close(), stores.customers.close()]);
