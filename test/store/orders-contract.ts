@@ -128,6 +128,35 @@ export function ordersContract(t: TapT, name: string, open: () => Promise<OrderS
       t.equal(log[1]!.to, winners[0]!.state);
     });
 
+    t.test('a transition built from the caller\'s record is still compare-and-set', async (t) => {
+      const { order } = await store.create(sampleOrder(newId(), 'known'));
+      const at = Date.now();
+      const r1 = await store.transition(order.orderId, 1, { to: 'stock_reserved', at }, order);
+      t.equal(r1?.state, 'stock_reserved', 'applied from the record the caller holds');
+      t.equal(r1?.totalCents, order.totalCents, 'the order content carried over');
+      // The caller's record is stale now: a step built from it must lose, whatever the store reads.
+      t.equal(await store.transition(order.orderId, 1, { to: 'failed', at }, order), undefined, 'a stale record loses');
+      const outcomes = await Promise.all(
+        (['paid', 'failed', 'cancelled', 'paid'] as const).map((to) => store.transition(order.orderId, 2, { to, at: at + 1, pending: true }, r1)),
+      );
+      const winners = outcomes.filter((o) => o !== undefined);
+      t.equal(winners.length, 1, 'racing writers with the same record: one wins');
+      const downloadLoser = await store.transition(
+        order.orderId,
+        2,
+        {
+          to: 'fulfilled',
+          at: at + 2,
+          downloads: [{ tokenId: `tok-${order.orderId}`, orderId: order.orderId, customerId: order.customerId, bookId: 'b1', expiresAt: at + 60_000, maxUses: 1, uses: 0 }],
+        },
+        r1,
+      );
+      t.equal(downloadLoser, undefined, 'a transition from an older version loses');
+      const log = await store.transitions(order.orderId);
+      t.same(log.map((x) => x.to), ['created', 'stock_reserved', winners[0]!.state], 'only the winners were logged');
+      t.equal((await store.get(order.orderId))?.version, 3);
+    });
+
     t.test('pending orders: listed until settled', async (t) => {
       const { order } = await store.create(sampleOrder(newId(), 'pend'));
       t.ok((await store.listPending(10_000)).some((o) => o.orderId === order.orderId), 'a new order is pending');

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { SettlementPool } from '../../src/store/orders/pool.js';
-import type { PricedBook } from '../../src/store/orders/settlement-tasks.js';
+import { sign, verifyDownloadToken, type PricedBook } from '../../src/store/orders/settlement-tasks.js';
 
 const secret = Buffer.from('11'.repeat(32), 'hex');
 const books: PricedBook[] = Array.from({ length: 12 }, (_, i) => ({ bookId: `b${i}`, title: `Book ${i}`, formats: ['ebook', 'print'], priceCents: 1000 + i, currency: 'EUR' }));
@@ -37,4 +37,20 @@ t.test('small orders run inline, large ones in the pool, with the same results a
   t.equal(inline.completed, 2, 'a 12-line order and 12 ebooks went to the pool');
   t.same(largePriced, await pooled.price(large));
   t.match(await inline.price({ ...small, lines: [{ bookId: 'nope', format: 'ebook', quantity: 1 }] }), { rejected: /no book nope/ }, 'a rejection answers inline too');
+});
+
+t.test('a download token verifies only exactly as signed', async (t) => {
+  const { downloads } = sign({ kind: 'sign', ...signLarge }, secret);
+  t.equal(downloads.length, 12);
+  for (const d of downloads) {
+    t.match(verifyDownloadToken(d.token, secret), { tokenId: d.tokenId, orderId: 'o1', bookId: d.bookId }, 'the token as issued verifies');
+    // The last base64url character of a 32-byte MAC carries 2 spare bits: flipping them keeps the
+    // decoded bytes the same, and must still be refused.
+    const last = d.token.at(-1)!;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const sameBytes = alphabet[alphabet.indexOf(last) ^ 1]!;
+    t.equal(verifyDownloadToken(d.token.slice(0, -1) + sameBytes, secret), undefined, 'a changed last character is refused');
+    t.equal(verifyDownloadToken(d.token.replace('.', '.x'), secret), undefined, 'a changed MAC is refused');
+    t.equal(verifyDownloadToken(d.token, Buffer.alloc(32, 7)), undefined, 'another secret does not verify it');
+  }
 });

@@ -47,6 +47,11 @@ export class ProviderProcess {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  /** the provider process's pid (the bench samples its CPU) */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   private async spawn(port: number): Promise<void> {
     const o = this.opts;
     const args = [PROVIDER_MAIN, '--port', String(port), '--db', o.dbFile, '--webhook-secret', o.webhookSecret];

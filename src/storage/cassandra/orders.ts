@@ -148,7 +148,8 @@ export class CassandraOrderStore implements OrderStore {
     );
     if (claim.request_hash !== order.requestHash) throw new KindredError('CONFLICT', 'this Idempotency-Key was used for a different order');
     const orderId = claim.order_id as string;
-    const existing = await this.readSerial(orderId);
+    // Our own claim names our fresh id, which no order row can have yet: skip the SERIAL read then.
+    const existing = orderId === order.orderId ? undefined : await this.readSerial(orderId);
     if (existing) return { created: false, order: existing };
     // Ours, or a claim whose creator died before inserting the order: insert it under the claimed id.
     const fresh: OrderRecord = { ...order, orderId, state: 'created', version: 1, pending: true };
@@ -191,8 +192,9 @@ export class CassandraOrderStore implements OrderStore {
     return orders.filter((o): o is OrderRecord => o !== undefined);
   }
 
-  async transition(orderId: string, expectVersion: number, change: TransitionChange): Promise<OrderRecord | undefined> {
-    const current = await this.readSerial(orderId);
+  async transition(orderId: string, expectVersion: number, change: TransitionChange, known?: OrderRecord): Promise<OrderRecord | undefined> {
+    // The caller's record at expectVersion saves a SERIAL read (a Paxos round): the batch below is conditional on the version anyway.
+    const current = known && known.orderId === orderId && known.version === expectVersion ? known : await this.readSerial(orderId);
     if (!current || current.version !== expectVersion) return undefined;
     const next: OrderRecord = {
       ...current,

@@ -82,6 +82,10 @@ interface Reservation {
   failedBook: string | null;
 }
 
+function toReservation(r: Row): Reservation {
+  return { status: r.status as string, lines: JSON.parse((r.lines as string) ?? '[]') as ReservationLine[], failedBook: (r.failed_book as string | null) ?? null };
+}
+
 const COLS = 'book_id, title, authors, isbn, description, price_cents, currency, formats, cover_image_id, ebook_key, ebook_type, ebook_bytes, created_at, updated_at';
 
 export class CassandraBookStore implements BookStore {
@@ -330,8 +334,7 @@ export class CassandraBookStore implements BookStore {
 
   private async reservation(orderId: string): Promise<Reservation | undefined> {
     const r = (await this.serial(this.q.reservation, [orderId]))[0];
-    if (!r) return undefined;
-    return { status: r.status as string, lines: JSON.parse((r.lines as string) ?? '[]') as ReservationLine[], failedBook: (r.failed_book as string | null) ?? null };
+    return r ? toReservation(r) : undefined;
   }
 
   private async move(orderId: string, from: string, to: string): Promise<void> {
@@ -383,37 +386,54 @@ export class CassandraBookStore implements BookStore {
     throw new KindredError('UNAVAILABLE', `cassandra: stock of ${bookId} stayed contended`);
   }
 
+  /**
+   * The claim comes first: applied, the reservation is new (pending, with these lines);
+   * refused, the LWT answers the existing row. Either way the common path needs no SERIAL
+   * read, and a step whose LWT applied moves on with the state it wrote. Only an LWT that
+   * lost or whose outcome is unknown sends the next round to read the state.
+   */
   async reserve(orderId: string, lines: ReservationLine[]): Promise<ReserveOutcome> {
     const merged = mergeLines(lines);
+    let r: Reservation | undefined;
+    const claim = await this.cas(this.q.claimReservation, [orderId, JSON.stringify(merged), Date.now()]);
+    if (claim?.applied) r = { status: 'pending', lines: merged, failedBook: null };
+    else if (claim?.row?.status) r = toReservation(claim.row);
     for (let round = 0; round < ROUNDS; round++) {
-      const r = await this.reservation(orderId);
+      r ??= await this.reservation(orderId);
       if (!r) {
-        await this.cas(this.q.claimReservation, [orderId, JSON.stringify(merged), Date.now()]);
+        const again = await this.cas(this.q.claimReservation, [orderId, JSON.stringify(merged), Date.now()]);
+        r = again?.applied ? { status: 'pending', lines: merged, failedBook: null } : undefined;
         continue;
       }
-      switch (r.status) {
+      const cur = r;
+      const held = cur.lines;
+      r = undefined;
+      switch (cur.status) {
         case 'pending': {
           let short: string | undefined;
-          for (const line of r.lines) {
+          for (const line of held) {
             if (!(await this.take(line.bookId, orderId, line.quantity))) {
               short = line.bookId;
               break;
             }
           }
-          if (short === undefined) await this.move(orderId, 'pending', 'reserved');
-          else await this.cas(this.q.rejectReservation, [short, Date.now(), orderId]);
+          if (short === undefined) {
+            if ((await this.cas(this.q.moveReservation, ['reserved', Date.now(), orderId, 'pending']))?.applied) return { ok: true };
+          } else if ((await this.cas(this.q.rejectReservation, [short, Date.now(), orderId]))?.applied) {
+            r = { status: 'rejecting', lines: held, failedBook: short };
+          }
           continue;
         }
         case 'rejecting':
-          for (const line of r.lines) await this.giveBack(line.bookId, orderId);
+          for (const line of held) await this.giveBack(line.bookId, orderId);
           await this.move(orderId, 'rejecting', 'rejected');
           continue;
         case 'releasing':
-          for (const line of r.lines) await this.giveBack(line.bookId, orderId);
+          for (const line of held) await this.giveBack(line.bookId, orderId);
           await this.move(orderId, 'releasing', 'released');
           continue;
         default:
-          return outcomeOf(r.status, r.failedBook);
+          return outcomeOf(cur.status, cur.failedBook);
       }
     }
     throw new KindredError('UNAVAILABLE', 'cassandra: the reservation stayed contended');
@@ -449,13 +469,17 @@ export class CassandraBookStore implements BookStore {
     throw new KindredError('UNAVAILABLE', 'cassandra: the release stayed contended');
   }
 
+  /** One LWT in the common case: reserved → committed; a refused one answers the status it found. */
   async commit(orderId: string): Promise<boolean> {
     for (let round = 0; round < ROUNDS; round++) {
-      const r = await this.reservation(orderId);
-      if (!r) return false;
-      if (r.status === 'committed') return true;
-      if (r.status !== 'reserved') return false;
-      await this.move(orderId, 'reserved', 'committed');
+      const m = await this.cas(this.q.moveReservation, ['committed', Date.now(), orderId, 'reserved']);
+      let status: string | undefined;
+      if (m?.applied) return true;
+      if (m) status = (m.row?.status as string | null) ?? undefined;
+      else status = (await this.reservation(orderId))?.status; // outcome unknown: read it
+      if (status === undefined) return false;
+      if (status === 'committed') return true;
+      if (status !== 'reserved') return false;
     }
     throw new KindredError('UNAVAILABLE', 'cassandra: the commit stayed contended');
   }

@@ -2,13 +2,15 @@
  * One SQLite database file per book-store service (`<dataDir>/store/<service>.db`): each
  * service owns its data, so no service can join another's tables, and a service could be
  * moved to its own process (or node) with its file. Same settings and durability as the
- * Tindr database: WAL, synchronous=NORMAL, an async fsync of the WAL before a write resolves.
+ * Tindr database: WAL, synchronous=NORMAL, an async fsync of the WAL before a write resolves;
+ * WAL checkpoints run on a worker thread (wal-checkpointer.ts) rather than inside a COMMIT.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { SqliteContext } from './common.js';
 import { configure } from './schema.js';
+import { walCheckpointer } from './wal-checkpointer.js';
 import { WalSync } from './wal-sync.js';
 
 export interface ServiceDbOptions {
@@ -39,6 +41,9 @@ export function openServiceDb(file: string, ddl: string, version: number, opts: 
       else if (row.version > version) throw new Error(`${file} has schema version ${row.version}, newer than this server (${version})`);
     }).immediate();
     sync = new WalSync(`${db.name}-wal`, opts.fsync ?? true);
+    // Checkpoints run on the checkpointer thread (wal-checkpointer.ts), never inside a COMMIT on the event loop.
+    db.pragma('wal_autocheckpoint = 0');
+    walCheckpointer().add(db.name);
   } catch (err) {
     db.close();
     throw err;
@@ -50,6 +55,7 @@ export function openServiceDb(file: string, ddl: string, version: number, opts: 
     close() {
       closing ??= (async () => {
         await sync.close();
+        await walCheckpointer().remove(db.name);
         db.close();
       })();
       return closing;

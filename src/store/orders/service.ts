@@ -94,6 +94,11 @@ const RETRY_BASE_MS = 200;
 const RETRY_MAX_MS = 5_000;
 const PAGE_MAX = 100;
 
+/** Terminal with nothing owed: what a checkout waits for. */
+function isAtRest(order: OrderRecord): boolean {
+  return !order.pending && TERMINAL_STATES.includes(order.state);
+}
+
 function isTransient(err: unknown): boolean {
   const code = toKindredError(err).code;
   return code === 'UNAVAILABLE' || code === 'TIMEOUT' || code === 'OVERLOADED' || code === 'INTERNAL';
@@ -271,7 +276,7 @@ export class OrdersService implements DownloadsApi {
   private async waitForRest(order: OrderRecord, waitMs: number): Promise<OrderRecord> {
     const deadline = this.now() + waitMs;
     let current = order;
-    while (!(TERMINAL_STATES.includes(current.state) && !current.pending) && this.now() < deadline) {
+    while (!isAtRest(current) && this.now() < deadline) {
       const seen = await new Promise<OrderRecord | undefined>((resolve) => {
         const set = this.waiters.get(order.orderId) ?? new Set();
         this.waiters.set(order.orderId, set);
@@ -457,7 +462,7 @@ export class OrdersService implements DownloadsApi {
     to: OrderState,
     change: { reason?: string; pending?: boolean; fulfilment?: Fulfilment; downloads?: DownloadRecord[]; shipment?: ShipmentRecord } = {},
   ): Promise<StepResult> {
-    const next = await this.deps.store.transition(order.orderId, order.version, { to, at: this.now(), ...change });
+    const next = await this.deps.store.transition(order.orderId, order.version, { to, at: this.now(), ...change }, order);
     if (!next) return 'again';
     this.announce(next, order.state);
     if (to === 'fulfilled') this.deps.onSettled?.(to, next.updatedAt - next.createdAt);
@@ -469,7 +474,8 @@ export class OrdersService implements DownloadsApi {
     const event: OrderEvent = { type: 'order.transition', order: view, from };
     this.deps.bus.publish(SUBJECTS.orderEvents, event);
     this.deps.notify(order.customerId, { type: 'order', order: view, from });
-    this.wake(order.orderId, order);
+    // Checkouts wait for the order to rest; waking them for a middle state would only re-arm their timers.
+    if (isAtRest(order)) this.wake(order.orderId, order);
   }
 
   private wake(orderId: string, order?: OrderRecord): void {

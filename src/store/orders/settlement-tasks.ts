@@ -106,8 +106,10 @@ export function verifyDownloadToken(token: string, secret: Buffer): DownloadClai
   const dot = token.indexOf('.');
   if (dot <= 0 || token.length > 1024) return undefined;
   const payload = token.slice(0, dot);
-  const given = Buffer.from(token.slice(dot + 1), 'base64url');
-  const expected = createHmac('sha256', secret).update(payload).digest();
+  // Compared as text, not as decoded bytes: base64url decoding ignores the spare low bits of the
+  // last character, so a token with that character changed would otherwise still verify.
+  const given = Buffer.from(token.slice(dot + 1), 'utf8');
+  const expected = Buffer.from(createHmac('sha256', secret).update(payload).digest('base64url'), 'utf8');
   if (given.length !== expected.length || !timingSafe(given, expected)) return undefined;
   try {
     const c = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { t: string; o: string; c: string; b: string; e: number };

@@ -101,9 +101,12 @@ export interface OrderStore {
   /**
    * Moves the order to `change.to` if its version is still `expectVersion`, appending the
    * transition in the same atomic step. Returns the new record, or undefined when another
-   * writer got there first (re-read and decide again).
+   * writer got there first (re-read and decide again). `current`, when given, is the order as
+   * the caller read it at `expectVersion`: a store may build the new record from it instead of
+   * reading the order again (a record's content is fixed per version, and the compare-and-set
+   * still refuses a stale one).
    */
-  transition(orderId: string, expectVersion: number, change: TransitionChange): Promise<OrderRecord | undefined>;
+  transition(orderId: string, expectVersion: number, change: TransitionChange, current?: OrderRecord): Promise<OrderRecord | undefined>;
   /** Clears `pending` (the work after a terminal state is done) if the version is still `expectVersion`. */
   settle(orderId: string, expectVersion: number, at: number): Promise<boolean>;
   transitions(orderId: string): Promise<TransitionRecord[]>;
