@@ -43,6 +43,9 @@ export class SearchService {
   /** ids deleted while a rebuild runs: a page read earlier must not bring them back */
   private deletedDuringRebuild = new Set<string>();
   private stopped = false;
+  /** upserts from events, written together (see `upsert`) */
+  private pending = new Map<string, Book>();
+  private flushScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private rebuilding: Promise<void> | undefined;
 
@@ -78,22 +81,44 @@ export class SearchService {
   /** Stops and closes the index (a rebuild still waiting for a page writes nothing once stopped). */
   close(): void {
     this.stop();
+    this.flush();
     this.index.close();
   }
 
   apply(event: BookEvent): void {
     if (event?.type === 'book.upserted') this.upsert(event.book);
     else if (event?.type === 'book.deleted') {
+      this.pending.delete(event.bookId);
       this.index.remove(event.bookId);
       if (this.building) this.deletedDuringRebuild.add(event.bookId);
     }
   }
 
+  /** The version of a book indexed or about to be. */
+  private held(bookId: string): number | undefined {
+    return this.pending.get(bookId)?.updatedAt ?? this.index.updatedAt(bookId);
+  }
+
   private upsert(book: Book): void {
-    const held = this.index.updatedAt(book.bookId);
+    const held = this.held(book.bookId);
     if (held !== undefined && held > book.updatedAt) return; // a stale copy
     if (this.building && this.deletedDuringRebuild.has(book.bookId)) return;
-    this.index.upsert(book);
+    // Written with the others that arrive in the same turn of the event loop: an import sends
+    // thousands a second, and one index transaction each would cost more than the indexing.
+    this.pending.set(book.bookId, book);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Writes the upserts not written yet (also before any answer: it sees every event received). */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.size === 0) return;
+    const books = [...this.pending.values()];
+    this.pending.clear();
+    this.index.upsertMany(books);
   }
 
   private async rebuild(): Promise<void> {
@@ -118,11 +143,12 @@ export class SearchService {
         }
         attempt = 0;
         if (this.stopped) return;
+        this.flush(); // an event's newer version is written first, and wins over the page's
         const changed: Book[] = [];
         for (const b of page.books) {
           seen.add(b.bookId);
           // The same version as indexed (a kept index, or a re-read) is not written again.
-          const held = this.index.updatedAt(b.bookId);
+          const held = this.held(b.bookId);
           if ((held === undefined || held < b.updatedAt) && !this.deletedDuringRebuild.has(b.bookId)) changed.push(b);
         }
         this.index.upsertMany(changed);
@@ -148,6 +174,7 @@ export class SearchService {
   }
 
   async handle(req: SearchRequest): Promise<unknown> {
+    this.flush();
     switch (req?.op) {
       case 'search':
         return this.search(req.query);
