@@ -26,6 +26,9 @@ export class WalSync {
   private inFlight = false;
   private failed: Error | undefined;
   private idleWaiters: Array<() => void> = [];
+  /** run when the running fsync completes, before the next one starts */
+  private beforeNext: Array<() => void> = [];
+  private runningHooks = false;
   /** fsyncs completed so far (for metrics and tests). */
   syncs = 0;
 
@@ -43,6 +46,22 @@ export class WalSync {
       this.waiting.push({ resolve, reject });
       this.kick();
     });
+  }
+
+  /** Whether an fsync is running now: a commit made meanwhile waits for the one after it. */
+  get syncing(): boolean {
+    return this.inFlight;
+  }
+
+  /**
+   * Runs `fn` once the running fsync completes and before the next one starts (at once if
+   * none is running), so what `fn` commits is covered by that next fsync. A writer that
+   * would otherwise commit now, only to wait for that same next fsync, can instead gather
+   * more into one commit at no cost in latency (group commit, messages.ts).
+   */
+  whenSyncDone(fn: () => void): void {
+    if (!this.inFlight) fn();
+    else this.beforeNext.push(fn);
   }
 
   /** Resolves when no fsync is running or waiting. */
@@ -63,7 +82,7 @@ export class WalSync {
   }
 
   private kick(): void {
-    if (this.inFlight || this.waiting.length === 0 || this.fd === undefined) return;
+    if (this.inFlight || this.runningHooks || this.waiting.length === 0 || this.fd === undefined) return;
     const batch = this.waiting;
     this.waiting = [];
     this.inFlight = true;
@@ -78,8 +97,19 @@ export class WalSync {
       } else {
         this.syncs++;
         for (const w of batch) w.resolve();
-        this.kick();
       }
+      // Writers that held back while this fsync ran commit now (after a failure their
+      // durable() rejects at once); the next fsync then covers all of them.
+      this.runningHooks = true;
+      for (const hook of this.beforeNext.splice(0)) {
+        try {
+          hook();
+        } catch {
+          /* a writer's failure is its own (it rejects its callers); syncing goes on */
+        }
+      }
+      this.runningHooks = false;
+      if (!this.failed) this.kick();
       if (!this.inFlight && this.waiting.length === 0) {
         for (const wake of this.idleWaiters.splice(0)) wake();
       }
