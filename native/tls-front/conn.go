@@ -40,7 +40,8 @@ type clientConn struct {
 	dead        bool
 	opened      bool // Kindred was told OPEN (so it must be told CLOSED)
 	readPaused  bool
-	resumed     chan struct{} // closed on RESUME_READ or death, while paused
+	inUnacked   uint64        // bytes sent to Kindred that it has not acknowledged (fAckRead)
+	resumed     chan struct{} // closed on RESUME_READ, fAckRead or death, while the reader waits
 	startTLS    bool
 	plainLeft   int           // queued chunks from before START_TLS (the <proceed/>): still written in clear
 	tlsWake     chan struct{} // closed on START_TLS or death, while the reader waits for it
@@ -58,14 +59,29 @@ func newClientConn(l *link, ln *listener, raw *net.TCPConn) (*clientConn, error)
 }
 
 func (c *clientConn) run() {
-	defer c.finish()
 	if c.ln.mode == "tls" {
 		// Kindred hears of a direct-TLS connection only once its handshake succeeded.
 		if !c.handshake(nil) {
+			c.finish()
 			return
 		}
+		// A handshake grows a goroutine's stack to tens of KiB; the GC gives that back only
+		// by halves. The idle connection is served by a fresh goroutine with a small stack.
+		c.open()
+		go c.readLoop()
+		return
 	}
 	c.open()
+	c.readLoop()
+}
+
+func (c *clientConn) readLoop() {
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			c.finish()
+		}
+	}()
 	for {
 		if !c.waitUnpaused() || !c.waitReadable() {
 			return
@@ -91,9 +107,14 @@ func (c *clientConn) run() {
 			}
 			c.l.send(frame(fTLSUp, c.id, nil))
 			c.kickWriter()
-			continue
+			handedOff = true // a fresh goroutine, as in run()
+			go c.readLoop()
+			return
 		}
 		if n > 0 && !(tc == nil && c.startTLSRequested()) {
+			c.mu.Lock()
+			c.inUnacked += uint64(n)
+			c.mu.Unlock()
 			putHeader(b, fDataIn, c.id, n)
 			c.l.sendPooled(b[:headerLen+n], bp)
 		} else {
@@ -150,7 +171,7 @@ func (c *clientConn) waitReadable() bool {
 
 func (c *clientConn) waitUnpaused() bool {
 	c.mu.Lock()
-	for c.readPaused && !c.dead {
+	for (c.readPaused || c.inUnacked >= window) && !c.dead {
 		if c.resumed == nil {
 			c.resumed = make(chan struct{})
 		}
@@ -218,11 +239,25 @@ func (c *clientConn) pauseRead() {
 func (c *clientConn) resumeRead() {
 	c.mu.Lock()
 	c.readPaused = false
+	c.wakeReaderLocked()
+	c.mu.Unlock()
+}
+
+func (c *clientConn) ackRead(n uint32) {
+	c.mu.Lock()
+	if uint64(n) > c.inUnacked {
+		n = uint32(c.inUnacked)
+	}
+	c.inUnacked -= uint64(n)
+	c.wakeReaderLocked()
+	c.mu.Unlock()
+}
+
+func (c *clientConn) wakeReaderLocked() {
 	if c.resumed != nil {
 		close(c.resumed)
 		c.resumed = nil
 	}
-	c.mu.Unlock()
 }
 
 // writable: plaintext may go out before STARTTLS was asked for (including what was queued

@@ -24,6 +24,10 @@ const (
 	fStartTLS   = 6 // XMPP STARTTLS: <proceed/> was sent, the next bytes from the client are a TLS handshake
 	fPauseRead  = 7 // stop reading from the client (inbound backpressure)
 	fResumeRead = 8
+	// payload u32: Kindred consumed that many more bytes of this client's data. We read at
+	// most `window` bytes ahead of it per client, so a flooding client is not read into
+	// memory faster than Kindred can refuse it (a 10 MB stanza is cut off after ~256 KiB).
+	fAckRead = 9
 )
 
 // front -> Kindred
@@ -40,7 +44,7 @@ const (
 	fAck = 26
 )
 
-// window must match WINDOW_BYTES in src/protocol/tls-front/socket.ts.
+// window (both directions) must match WINDOW_BYTES in src/protocol/tls-front/frames.ts.
 const window = 64 << 10
 
 func putHeader(b []byte, typ byte, id uint32, payloadLen int) {

@@ -135,6 +135,10 @@ func (l *link) dispatch(typ byte, id uint32, payload []byte) {
 			c.pauseRead()
 		case fResumeRead:
 			c.resumeRead()
+		case fAckRead:
+			if len(payload) == 4 {
+				c.ackRead(binary.BigEndian.Uint32(payload))
+			}
 		}
 	}
 }

@@ -8,6 +8,9 @@
  *
  * --protocol native-tcp | xmpp-tcp (STARTTLS) | native-ws (wss) | xmpp-ws (wss)
  * --terminator front | node | auto (which terminates TLS on the TCP listeners)
+ * --entry FILE: the Kindred to run (default dist/cli.js; e.g. a snapshot built with
+ *   `npx tsc -p tsconfig.json --outDir <dir>`); the front is dist/bin/kindred-tls-front
+ *   unless KINDRED_TLS_FRONT_BIN says otherwise
  * Kindred runs as `node dist/cli.js start` with the bench config (cheap password hashing),
  * a throwaway P-256 certificate, and --inspect for a forced GC. RSS is read after a settle,
  * before and after the sessions, each time with and without a forced collection (Kindred:
@@ -19,7 +22,7 @@ import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import WebSocket from 'ws';
-import { startServer } from '../../bench/lib/server.js';
+import { REPO_ROOT, startServer } from '../../bench/lib/server.js';
 import { registerUsers, type BenchUser } from '../../bench/lib/setup.js';
 import { gcAndMeasure } from '../../bench/lib/inspector.js';
 import { XmppSession } from '../../bench/lib/xmpp-client.js';
@@ -91,7 +94,8 @@ function nativeWs(url: string, token: string, localAddress: string): Promise<{ c
 
 async function main(): Promise<void> {
   const cert = makeCert();
-  const server = await startServer({ config: { tls: cert, tlsTerminator: terminator }, inspect: true });
+  process.env.KINDRED_TLS_FRONT_BIN ??= join(REPO_ROOT, 'dist/bin/kindred-tls-front');
+  const server = await startServer({ entry: args.get('entry'), config: { tls: cert, tlsTerminator: terminator }, inspect: true });
   const base = `https://127.0.0.1:${server.httpPort}`;
   try {
     const front = frontPid(server.pid);

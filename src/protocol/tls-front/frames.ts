@@ -16,6 +16,8 @@ export enum ToFront {
   StartTls = 6,
   PauseRead = 7,
   ResumeRead = 8,
+  /** payload u32: that many more bytes of the client's data were consumed here */
+  AckRead = 9,
 }
 
 /** front → Kindred */
@@ -31,10 +33,13 @@ export enum FromFront {
 }
 
 /**
- * Flow control towards a client: at most this many bytes sent to the front and not yet
- * acknowledged; beyond it FrontSocket holds data (and counts it as buffered, so a client that
- * does not read is dropped by the session's send-buffer limit). The front thus queues at most
- * this plus one frame per client. Must match `window` in native/tls-front/frames.go.
+ * Flow control, both ways. Towards a client: at most this many bytes sent to the front and not
+ * yet acknowledged (Ack); beyond it FrontSocket holds data (and counts it as buffered, so a
+ * client that does not read is dropped by the session's send-buffer limit): the front queues at
+ * most this plus one frame per client. From a client: the front reads at most this many bytes
+ * ahead of what Kindred acknowledged (AckRead, sent every half window), so a flood is not read
+ * into memory faster than the transport can refuse it. Must match `window` in
+ * native/tls-front/frames.go.
  */
 export const WINDOW_BYTES = 64 * 1024;
 

@@ -100,6 +100,11 @@ export class FrontLink implements FrontSocketLink {
   startTls(id: number): void {
     this.write(encodeFrame(ToFront.StartTls, id));
   }
+  ackRead(id: number, bytes: number): void {
+    const b = encodeFrame(ToFront.AckRead, id, new Uint8Array(4));
+    b.writeUInt32BE(bytes, 9);
+    this.write(b);
+  }
   pauseRead(id: number): void {
     this.write(encodeFrame(ToFront.PauseRead, id));
   }

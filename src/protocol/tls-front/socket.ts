@@ -29,6 +29,7 @@ export interface FrontSocketLink {
   end(id: number): void;
   abort(id: number): void;
   startTls(id: number): void;
+  ackRead(id: number, bytes: number): void;
   pauseRead(id: number): void;
   resumeRead(id: number): void;
 }
@@ -40,6 +41,8 @@ export class FrontSocket extends EventEmitter implements ByteSocket {
   private held: Array<string | Uint8Array> | null = null;
   private heldBytes = 0;
   private readPaused = false;
+  /** bytes of client data emitted here and not yet acknowledged to the front */
+  private readUnacked = 0;
   private ended = false;
   private closed = false;
   private tlsWaiter: { onSecure: () => void; resolve: () => void; reject: (err: Error) => void } | null = null;
@@ -134,7 +137,13 @@ export class FrontSocket extends EventEmitter implements ByteSocket {
   // ── called by the link ──
 
   onData(chunk: Buffer): void {
-    if (!this.closed) this.emit('data', chunk);
+    if (this.closed) return;
+    this.emit('data', chunk);
+    this.readUnacked += chunk.length;
+    if (this.readUnacked >= WINDOW_BYTES / 2 && !this.closed) {
+      this.link.ackRead(this.id, this.readUnacked);
+      this.readUnacked = 0;
+    }
   }
 
   onTlsUp(): void {
