@@ -1,5 +1,5 @@
 /**
- * XMPP through kindred-tls-front: STARTTLS (the front relays plaintext until Kindred asks it to
+ * XMPP through kindred-tls-front (and, for @xmpp/client, through node:tls too): STARTTLS (the front relays plaintext until Kindred asks it to
  * hand-shake after <proceed/>) with @xmpp/client and with slixmpp, direct TLS (XEP-0368), and
  * plaintext injected after <starttls/> being dropped.
  */
@@ -16,9 +16,9 @@ requireFrontBinary();
 const PYTHON = '/usr/bin/python3';
 const SLIXMPP = fileURLToPath(new URL('../xmpp/fixtures/slixmpp_client.py', import.meta.url));
 
-t.test('@xmpp/client over STARTTLS and direct TLS through the front', async (t) => {
-  const server = await startXmppServer(t, { tlsTerminator: 'front' });
-  t.ok(server.node.tlsFront?.pid, 'the front runs');
+for (const terminator of ['front', 'node'] as const) t.test(`@xmpp/client over STARTTLS and direct TLS, terminated by ${terminator}`, async (t) => {
+  const server = await startXmppServer(t, { tlsTerminator: terminator });
+  t.equal(server.node.tlsFront !== null, terminator === 'front', terminator === 'front' ? 'the front runs' : 'no front: node:tls');
   const { domain } = server.config;
   const [alice, bob] = await matchedPair(server, 'xf');
   const a = await xmppLogin({ service: `xmpp://127.0.0.1:${server.node.xmppPort}`, domain, username: alice.username, resource: 'a' });
@@ -36,7 +36,7 @@ t.test('@xmpp/client over STARTTLS and direct TLS through the front', async (t) 
 });
 
 t.test('plaintext sent after <starttls/> is dropped, not processed after the upgrade', async (t) => {
-  const server = await startXmppServer(t, { tlsTerminator: (process.env.TERM_X as 'node') ?? 'front' });
+  const server = await startXmppServer(t, { tlsTerminator: 'front' });
   const { domain } = server.config;
   const raw = await RawXmpp.connect(server.node.xmppPort);
   t.teardown(() => raw.socket.destroy());
