@@ -165,10 +165,12 @@ function statements(db: Db) {
     deleteText: db.prepare('DELETE FROM book_text WHERE rowid = ?'),
     insertTitles: db.prepare('INSERT INTO book_titles (rowid, title, authors) VALUES (?, ?, ?)'),
     deleteTitles: db.prepare('DELETE FROM book_titles WHERE rowid = ?'),
-    titleMatching: db.prepare('SELECT rowid FROM book_titles WHERE book_titles MATCH ?').pluck(),
+    // Matching rowids come back as one comma-separated string: handing them to JavaScript row
+    // by row costs twice what FTS5 spends finding them.
+    titleMatching: db.prepare('SELECT group_concat(rowid) FROM book_titles WHERE book_titles MATCH ?').pluck(),
     // bm25 is negative, better matches lower: negated so that higher is better
     titleRanked: db.prepare('SELECT rowid, -bm25(book_titles, 3.0, 2.0) FROM book_titles WHERE book_titles MATCH ?').raw(),
-    matching: db.prepare('SELECT rowid FROM book_text WHERE book_text MATCH ?').pluck(),
+    matching: db.prepare('SELECT group_concat(rowid) FROM book_text WHERE book_text MATCH ?').pluck(),
     suggest: db.prepare(`SELECT rowid FROM book_titles WHERE book_titles MATCH ? ORDER BY bm25(book_titles, 2.0, 1.0) LIMIT ${SUGGESTIONS * 8}`).pluck(),
     all: db.prepare('SELECT slot, book_id, title, authors, formats, price, created FROM books'),
   };
@@ -422,11 +424,11 @@ export class BookIndex {
    * then the books matching only through their description, unscored (newest first).
    */
   private run(expr: { any: string; titles: string }, ranked: boolean): Int32Array {
-    const slots = Int32Array.from(this.sql.matching.all(expr.any) as number[]);
+    const slots = slotList(this.sql.matching.get(expr.any));
     if (!ranked) return slots;
     const { scores, titleKeys } = this;
     for (const slot of slots) scores[slot] = 0;
-    const titles = this.sql.titleMatching.all(expr.titles) as number[];
+    const titles = slotList(this.sql.titleMatching.get(expr.titles));
     if (titles.length <= SCORE_AT_MOST) {
       for (const [slot, score] of this.sql.titleRanked.all(expr.titles) as Array<[number, number]>) scores[slot] = TITLE_TIER + score;
     } else for (const slot of titles) scores[slot] = TITLE_TIER + 1 / (1 + (titleKeys[slot]?.length ?? 0));
@@ -631,7 +633,7 @@ export class BookIndex {
    * Type-ahead over many matches (BM25 for all would cost too much): one book per title,
    * titles beginning with what was typed first, then the shortest, then the newest.
    */
-  private shortestTitles(matches: number[], typed: string): number[] {
+  private shortestTitles(matches: Int32Array, typed: string): number[] {
     const { titleKeys, created } = this;
     const newestPerTitle = new Map<string, number>();
     for (const slot of matches) {
@@ -667,7 +669,7 @@ export class BookIndex {
         return fixes.length === 0 ? quoted(t) : `(${[quoted(t), ...fixes].join(' OR ')})`;
       });
       const expr = `{title authors}: (${parts.join(' AND ')})`;
-      const matches = this.sql.titleMatching.all(expr) as number[];
+      const matches = slotList(this.sql.titleMatching.get(expr));
       const seen = new Set<string>();
       const best = matches.length <= SCORE_AT_MOST ? (this.sql.suggest.all(expr) as number[]) : this.shortestTitles(matches, titleKeyOf(text));
       for (const slot of best) {
@@ -695,6 +697,24 @@ function matchExpr(words: string[], alternatives: string[][], op: 'AND' | 'OR'):
     any: words.map((t, i) => wordExpr(t, alternatives[i]!)).join(` ${op} `),
     titles: `{title authors}: (${words.map((t, i) => `(${[quoted(t), ...alternatives[i]!].join(' OR ')})`).join(` ${op} `)})`,
   };
+}
+
+/** The slots in a `group_concat(rowid)` answer (null when nothing matched). */
+function slotList(joined: unknown): Int32Array {
+  if (typeof joined !== 'string' && typeof joined !== 'number') return new Int32Array(0);
+  const text = String(joined);
+  const out = new Int32Array((text.length >> 1) + 1);
+  let n = 0;
+  let value = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 44) {
+      out[n++] = value;
+      value = 0;
+    } else value = value * 10 + (c - 48);
+  }
+  out[n++] = value;
+  return out.subarray(0, n);
 }
 
 function grow<T extends Uint8Array | Int32Array | Float64Array>(old: T, bigger: T): T {
