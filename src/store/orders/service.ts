@@ -277,21 +277,28 @@ export class OrdersService implements DownloadsApi {
     const deadline = this.now() + waitMs;
     let current = order;
     while (!isAtRest(current) && this.now() < deadline) {
-      const seen = await new Promise<OrderRecord | undefined>((resolve) => {
+      const { seen, woken } = await new Promise<{ seen?: OrderRecord; woken: boolean }>((resolve) => {
         const set = this.waiters.get(order.orderId) ?? new Set();
         this.waiters.set(order.orderId, set);
-        const done = (o?: OrderRecord) => {
+        const finish = (seen: OrderRecord | undefined, woken: boolean) => {
           clearTimeout(timer);
           set.delete(done);
           if (set.size === 0) this.waiters.delete(order.orderId);
-          resolve(o);
+          resolve({ seen, woken });
         };
-        // woken by a local transition (with its record); the timer catches another node's
-        const timer = setTimeout(done, Math.min(1000, Math.max(1, deadline - this.now())));
+        const done = (o?: OrderRecord) => finish(o, true);
+        // woken by a local transition (with its record, or without after a cleanup); the timer catches another node's
+        const timer = setTimeout(() => finish(undefined, false), Math.min(1000, Math.max(1, deadline - this.now())));
         set.add(done);
       });
-      current = seen && seen.version >= current.version ? seen : ((await this.deps.store.get(order.orderId)) ?? current);
+      if (seen && seen.version >= current.version) current = seen;
+      // While this node is moving the order, its transitions wake us: the timer need not read it.
+      // The poll is for an order moved elsewhere (another node, a webhook after a rest); under
+      // overload, thousands of waiting checkouts reading their orders every second made it worse.
+      else if (woken || !this.locks.has(order.orderId)) current = (await this.deps.store.get(order.orderId)) ?? current;
     }
+    // Out of time: answer where the order is now (middle transitions do not wake waiters).
+    if (!isAtRest(current)) current = (await this.deps.store.get(order.orderId)) ?? current;
     return current;
   }
 
