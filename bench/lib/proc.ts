@@ -2,7 +2,7 @@
  * Process and machine figures from /proc (Linux only): a process's RSS and CPU
  * seconds, and a sampler that records them once a second while a run is going.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 
@@ -35,8 +35,8 @@ export interface ProcSnapshot {
   mainWaitSeconds: number;
 }
 
-/** Reads /proc/<pid>/stat and /proc/<pid>/status. Throws if the process is gone. */
-export function procSnapshot(pid: number): ProcSnapshot {
+/** Reads /proc/<pid>/stat and /proc/<pid>/status of one process. Throws if the process is gone. */
+function oneProcess(pid: number): ProcSnapshot {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -70,6 +70,57 @@ export function procSnapshot(pid: number): ProcSnapshot {
     rssAnonKiB: kib('RssAnon'),
     threads: kib('Threads'),
   };
+}
+
+/** The processes below `pid` (children, their children, ...), from the parent ids in /proc/<n>/stat. */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(name));
+      children.set(ppid, list);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  const out: number[] = [];
+  const queue = [...(children.get(pid) ?? [])];
+  while (queue.length > 0) {
+    const next = queue.shift()!;
+    out.push(next);
+    queue.push(...(children.get(next) ?? []));
+  }
+  return out;
+}
+
+/**
+ * A server process with everything it started: CPU, RSS and threads summed over the
+ * process and its descendants (Kindred's TLS front is a child process doing the TLS work
+ * of its TCP listeners, and its memory is part of each TLS session's cost). The main-thread
+ * schedstat figures are the process's own. Throws if the process itself is gone.
+ */
+export function procSnapshot(pid: number): ProcSnapshot {
+  const total = oneProcess(pid);
+  for (const child of descendants(pid)) {
+    let c: ProcSnapshot;
+    try {
+      c = oneProcess(child);
+    } catch {
+      continue;
+    }
+    total.cpuSeconds += c.cpuSeconds;
+    total.userSeconds += c.userSeconds;
+    total.systemSeconds += c.systemSeconds;
+    total.rssKiB += c.rssKiB;
+    total.hwmKiB += c.hwmKiB;
+    total.rssAnonKiB += c.rssAnonKiB;
+    total.threads += c.threads;
+  }
+  return total;
 }
 
 /** Busy and total CPU time of the whole machine, in seconds summed over cores (/proc/stat). */
@@ -195,7 +246,8 @@ export class ProcSampler {
     const selfCpu = (self.user - this.lastSelf.user + self.system - this.lastSelf.system) / 1e6 + this.workersCpuDelta();
     const machine = machineCpu();
     const pressure = cpuPressureUs();
-    const serverCores = (snap.cpuSeconds - prev.cpuSeconds) / dt;
+    // (a child that exited takes its CPU seconds out of the sum: never report less than 0)
+    const serverCores = Math.max(0, snap.cpuSeconds - prev.cpuSeconds) / dt;
     const machineCores = (machine.busy - this.lastMachine.busy) / dt;
     this.samples.push({
       t: Math.round((snap.at - this.started) / 100) / 10,
