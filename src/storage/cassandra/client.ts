@@ -225,18 +225,42 @@ export class Session {
   }
 }
 
-/** A counting semaphore with a bounded wait: at most `max` tasks run; the rest queue, in order, for up to `timeoutMs`. */
-class Limiter {
+/**
+ * A counting semaphore with a bounded wait: at most `max` tasks run; the rest queue, in order,
+ * for up to `timeoutMs`. Load shedding: when Cassandra falls behind, a request that would
+ * wait past that timeout anyway is refused at once with OVERLOADED (the client retries
+ * later) instead of queueing and answering TIMEOUT seconds later. The expected wait is the
+ * queue length over the recent completion rate; with no recent completions to estimate from
+ * (an outage, or the first burst) only the hard bound `maxQueued` applies.
+ */
+export class Limiter {
   private running = 0;
   private readonly waiting: Array<{ start: () => void; timer: NodeJS.Timeout }> = [];
+  /** completions per second, smoothed over ~1 s windows */
+  private rate = 0;
+  private windowStart = performance.now();
+  private windowDone = 0;
+  private lastDone = -Infinity;
 
   constructor(
     private readonly max: number,
     private readonly timeoutMs: number,
+    private readonly maxQueued = 8 * max,
   ) {}
+
+  /** The wait a request queued now should expect (ms), or undefined with no recent completions. */
+  expectedWaitMs(): number | undefined {
+    if (performance.now() - this.lastDone > 1000 || this.rate <= 0) return undefined;
+    return ((this.waiting.length + 1) / this.rate) * 1000;
+  }
 
   run<T>(task: () => Promise<T>): Promise<T> {
     if (this.running < this.max) return this.start(task);
+    const wait = this.expectedWaitMs();
+    if (this.waiting.length >= this.maxQueued || (wait !== undefined && wait > this.timeoutMs)) {
+      const why = wait !== undefined ? `a new request would wait ~${Math.round(wait)} ms` : `${this.waiting.length} requests queued`;
+      return Promise.reject(new KindredError('OVERLOADED', `cassandra is behind (${why}); retry shortly`));
+    }
     return new Promise<T>((resolve, reject) => {
       const entry = {
         start: () => {
@@ -253,6 +277,20 @@ class Limiter {
     });
   }
 
+  private completed(): void {
+    const now = performance.now();
+    this.lastDone = now;
+    this.windowDone++;
+    const elapsed = now - this.windowStart;
+    if (elapsed >= 250) {
+      const current = (this.windowDone / elapsed) * 1000;
+      // the first window sets the rate; later ones move it a quarter of the way (~1 s memory)
+      this.rate = this.rate === 0 ? current : 0.75 * this.rate + 0.25 * current;
+      this.windowStart = now;
+      this.windowDone = 0;
+    }
+  }
+
   private start<T>(task: () => Promise<T>): Promise<T> {
     this.running++;
     let p: Promise<T>;
@@ -263,6 +301,7 @@ class Limiter {
     }
     const done = () => {
       this.running--;
+      this.completed();
       this.waiting.shift()?.start();
     };
     p.then(done, done);
