@@ -177,3 +177,18 @@ t.test('an index file survives a restart', async (t) => {
   other.close();
   holder.close();
 });
+
+t.test('a large match set, kept between searches, follows changes', async (t) => {
+  const index = new BookIndex();
+  const books: Book[] = [];
+  for (let i = 0; i < 20_000; i++) books.push({ ...makeBook(i), description: 'A common tale.' });
+  index.upsertMany(books);
+  const common = () => index.search({ q: 'common', sort: 'price', page: 1, size: 5 }).total;
+  t.equal(common(), 20_000, 'every book');
+  t.equal(common(), 20_000, 'again (from the cache)');
+  index.upsert({ ...makeBook(30_000), description: 'Another common tale.' });
+  t.equal(common(), 20_001, 'a new book is counted');
+  index.remove(books[0]!.bookId);
+  index.upsert({ ...books[1]!, description: 'Rare now.', updatedAt: books[1]!.updatedAt + 1 });
+  t.equal(common(), 19_999, 'a removed and a changed book are not');
+});

@@ -76,6 +76,9 @@ const FUZZY_BELOW = 5;
 /** A query word is tried as at most this many corrections (closest first, then most used). */
 const MAX_CORRECTIONS = 16;
 const SUGGEST_CACHE_SIZE = 10_000;
+/** Match sets of at least this many books are cached (at most MATCH_CACHE_SIZE of them, ≤ 4 MB each at a million books). */
+const CACHE_MATCHES_FROM = 20_000;
+const MATCH_CACHE_SIZE = 32;
 /**
  * BM25 costs about a microsecond per matching book in FTS5: a set of matches larger than this
  * is not scored by it (see `run`).
@@ -221,6 +224,8 @@ export class BookIndex {
   /** top authors without text per format filter (0: none, 1: ebook, 2: print), until the catalogue changes */
   private topAuthorsCache = new Map<number, Facets['author']>();
   private readonly suggestCache = new Map<string, ReturnType<BookIndex['suggest']>>();
+  /** large match sets by FTS5 expression (a common word), until the catalogue changes */
+  private readonly matchCache = new Map<string, Int32Array>();
 
   // ── scratch for one search (searches run one at a time: JavaScript is single-threaded) ──
   private scores = new Float64Array(1024);
@@ -276,6 +281,7 @@ export class BookIndex {
   private changed(): void {
     this.topAuthorsCache.clear();
     this.suggestCache.clear();
+    this.matchCache.clear();
   }
 
   /** A free slot, or a new one (`append`: always a new one, for loading slots as stored). */
@@ -423,12 +429,29 @@ export class BookIndex {
    * authors (past SCORE_AT_MOST of them, by title length: shortest first, as BM25 would);
    * then the books matching only through their description, unscored (newest first).
    */
+  /**
+   * The slots matching an expression. A common word matches a good share of the catalogue
+   * and costs milliseconds to read out of FTS5 each time: such sets are kept until the
+   * catalogue changes (exact, like every answer).
+   */
+  private matching(expr: string): Int32Array {
+    const cached = this.matchCache.get(expr);
+    if (cached) return cached;
+    const slots = slotList(this.sql.matching.get(expr));
+    if (slots.length >= CACHE_MATCHES_FROM) {
+      if (this.matchCache.size >= MATCH_CACHE_SIZE) this.matchCache.delete(this.matchCache.keys().next().value!);
+      this.matchCache.set(expr, slots);
+    }
+    return slots;
+  }
+
   private run(expr: { any: string; titles: string }, ranked: boolean): Int32Array {
-    const slots = slotList(this.sql.matching.get(expr.any));
+    const slots = this.matching(expr.any);
     if (!ranked) return slots;
     const { scores, titleKeys } = this;
     for (const slot of slots) scores[slot] = 0;
-    const titles = slotList(this.sql.titleMatching.get(expr.titles));
+    // The title matches are among the matches: when those are few, score them straight away.
+    const titles = slots.length <= SCORE_AT_MOST ? slots : slotList(this.sql.titleMatching.get(expr.titles));
     if (titles.length <= SCORE_AT_MOST) {
       for (const [slot, score] of this.sql.titleRanked.all(expr.titles) as Array<[number, number]>) scores[slot] = TITLE_TIER + score;
     } else for (const slot of titles) scores[slot] = TITLE_TIER + 1 / (1 + (titleKeys[slot]?.length ?? 0));
@@ -441,7 +464,8 @@ export class BookIndex {
    *  1. every word exactly in title, authors or description, the last one also as a prefix
    *     of a title/author word (it may be half typed);
    *  2. the same with typos in title and authors (1 edit for words of 4–7 letters, 2 beyond),
-   *     when pass 1 found fewer than FUZZY_BELOW books: first correcting only the words that
+   *     when pass 1 found fewer than FUZZY_BELOW books (but not when it found some and every
+   *     word is a title/author term the index holds): first correcting only the words that
    *     no title or author holds, then (if that found nothing) every word;
    *  3. any word (OR) with typos, best first — a misspelling too far off, or a word in no book.
    * Typos are corrected against the title/author vocabulary; descriptions match whole words.
@@ -460,13 +484,14 @@ export class BookIndex {
     const last = words.length - 1;
     const prefix = (t: string, i: number) => (i === last && t.length >= 3 ? [`${quoted(t)}*`] : []);
     const exact = this.run(matchExpr(words, words.map(prefix), 'AND'), ranked);
-    if (exact.length >= FUZZY_BELOW) return exact;
+    const unknown = words.map((t) => !this.vocab.has(t));
+    // Few books, but every word is one the catalogue knows (a rare author, say): taken as spelled.
+    if (exact.length >= FUZZY_BELOW || (exact.length > 0 && !unknown.some(Boolean))) return exact;
     const fixes = words.map((t) => this.corrections(t, fuzziness(t)));
     const withTypos = words.map((t, i) => [...prefix(t, i), ...fixes[i]!]);
     // First only the words no title or author holds are corrected: a word the catalogue knows
     // is most likely spelled right, and its neighbours (FTS5 cannot rank a correction below
     // the word itself) would push the books holding it down.
-    const unknown = words.map((t) => !this.vocab.has(t));
     if (unknown.some((u, i) => u && fixes[i]!.length > 0) && unknown.some((u) => !u)) {
       const typos = this.run(matchExpr(words, words.map((t, i) => (unknown[i] ? withTypos[i]! : prefix(t, i))), 'AND'), ranked);
       if (typos.length > 0) return typos;
