@@ -3,23 +3,38 @@
  * waits, and a TCP reader stops reading; the queue in front of it is bounded), and the check
  * that closes a stalled writer. Stanza size is capped in the parser (parser.ts).
  */
-import { TokenBucket } from '../../domain/rate-limit.js';
-
+/**
+ * A token bucket (its own, not the domain's TokenBucket: it must tell when it is full again, so
+ * an idle session can drop it — a full bucket is the same as a new one).
+ */
 export class StanzaRateLimiter {
-  private readonly bucket: TokenBucket;
+  private tokens: number;
+  private last: number;
 
   constructor(
     private readonly perSecond: number,
-    burst: number,
+    private readonly burst: number,
     private readonly now: () => number = Date.now,
   ) {
-    this.bucket = new TokenBucket(perSecond, burst, now());
+    this.tokens = burst;
+    this.last = now();
   }
 
   /** 0 if an element may be handled now, else how many ms to wait before asking again. */
   delayMs(): number {
-    if (this.bucket.take(this.now())) return 0;
+    const now = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
+    this.last = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return 0;
+    }
     return Math.max(1, Math.ceil(1000 / this.perSecond));
+  }
+
+  /** the bucket has refilled by `now`: forgetting it changes nothing */
+  isFull(now: number): boolean {
+    return this.tokens + ((now - this.last) / 1000) * this.perSecond >= this.burst;
   }
 }
 

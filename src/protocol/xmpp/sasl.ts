@@ -104,6 +104,8 @@ export const saslModule: XmppModule = {
     const succeed = async (session: XmppSession, principal: Principal, authcid: string, additional?: string) => {
       const username = (await ctx.directory.usernameOf(principal, principal.userId)) ?? authcid;
       if (session.isClosed) return;
+      // SASL is over for this stream (RFC 6120 §6.4.6: no second authentication): drop its state.
+      state.delete(session);
       // The new parser is in place before <success/> leaves: the client's next bytes are a new header.
       session.authenticated(principal, username);
       session.sendNonza(xml('success', { xmlns: NS.sasl }, additional !== undefined ? Buffer.from(additional).toString('base64') : null));

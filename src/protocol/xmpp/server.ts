@@ -29,7 +29,7 @@ import { receiptsModule } from './receipts.js';
 import { registerModule } from './register.js';
 import { rosterModule } from './roster.js';
 import { saslModule } from './sasl.js';
-import { XmppSession } from './session.js';
+import { XmppSession, type SessionDeps } from './session.js';
 import { SessionRegistry } from './sessions.js';
 import { StreamError } from './stanza-errors.js';
 import { starttlsModule } from './starttls.js';
@@ -96,18 +96,20 @@ export async function startXmpp(deps: XmppDeps): Promise<XmppServer> {
   for (const m of [...coreModules, ...(deps.modules ?? [])]) host.load(m);
 
   const live = new Set<XmppSession>();
+  // One deps object for every session (not a copy per connection).
+  const sessionDeps: SessionDeps = {
+    host,
+    gateway,
+    config,
+    log: xlog,
+    registry,
+    onEnded: (s) => {
+      if (live.delete(s)) deps.onConnectionCount?.(-1);
+    },
+  };
   const accept = (transport: XmppTransport) => {
     deps.onConnectionCount?.(1);
-    const session = new XmppSession(transport, {
-      host,
-      gateway,
-      config,
-      log: xlog,
-      registry,
-      onEnded: (s) => {
-        if (live.delete(s)) deps.onConnectionCount?.(-1);
-      },
-    });
+    const session = new XmppSession(transport, sessionDeps);
     if (!session.isClosed) live.add(session);
   };
 

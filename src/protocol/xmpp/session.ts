@@ -83,17 +83,20 @@ export class XmppSession implements StreamReceiver {
   private inbox: Array<{ gen: number; el: Element }> = [];
   private pumping = false;
   private paused = false;
-  private readonly limiter: StanzaRateLimiter;
+  /** made when elements arrive, dropped by tick() once full again (idle sessions hold none) */
+  private limiter: StanzaRateLimiter | undefined;
   private events: KindredEvent[] = [];
   private eventsFlowing = false;
   private eventPumping = false;
-  private readonly pending = new Map<string, Pending>();
+  /** IQs we sent and await an answer to; created on the first request (most sessions never send one) */
+  private pending: Map<string, Pending> | undefined;
   private gatewayOpen = false;
   private readonly now: () => number;
   readonly openedAt: number;
   lastInbound: number;
   private pingOutstanding = false;
-  private readonly log: Logger;
+  /** this session's child logger, made on first use: an idle session never logs */
+  private _log: Logger | undefined;
 
   constructor(
     transport: XmppTransport,
@@ -103,10 +106,12 @@ export class XmppSession implements StreamReceiver {
     this.connId = deps.gateway.newConnId();
     this.now = deps.now ?? Date.now;
     this.openedAt = this.lastInbound = this.now();
-    this.limiter = new StanzaRateLimiter(deps.config.xmpp.stanzasPerSecond, deps.config.xmpp.stanzaBurst, this.now);
-    this.log = deps.log.child({ connId: this.connId });
     transport.attach(this);
     for (const hook of deps.host.sessionStartHooks()) this.runHook(hook, 'sessionStart');
+  }
+
+  private get log(): Logger {
+    return (this._log ??= this.deps.log.child({ connId: this.connId }));
   }
 
   // ---- what modules read ----------------------------------------------------------------
@@ -327,11 +332,13 @@ export class XmppSession implements StreamReceiver {
       while (this.inbox.length > 0 && this._phase !== 'closed') {
         const item = this.inbox.shift()!;
         if (item.gen !== this.gen) continue;
-        let wait = this.limiter.delayMs();
+        const { xmpp } = this.deps.config;
+        const limiter = (this.limiter ??= new StanzaRateLimiter(xmpp.stanzasPerSecond, xmpp.stanzaBurst, this.now));
+        let wait = limiter.delayMs();
         while (wait > 0) {
           await sleep(wait);
           if (this.isClosed) return;
-          wait = this.limiter.delayMs();
+          wait = limiter.delayMs();
         }
         if (item.gen !== this.gen) continue;
         await this.handle(item.el);
@@ -342,6 +349,8 @@ export class XmppSession implements StreamReceiver {
       }
     } finally {
       this.pumping = false;
+      // a drained queue lets go of the backing store it grew (an idle session keeps none)
+      if (this.inbox.length === 0) this.inbox = [];
     }
   }
 
@@ -427,9 +436,9 @@ export class XmppSession implements StreamReceiver {
     const { stanza, to } = ctx;
     const { type, id } = stanza.attrs;
     if (type === 'result' || type === 'error') {
-      const p = id !== undefined ? this.pending.get(id) : undefined;
+      const p = id !== undefined ? this.pending?.get(id) : undefined;
       if (p) {
-        this.pending.delete(id!);
+        this.forgetPending(id!);
         clearTimeout(p.timer);
         if (type === 'result') p.resolve(stanza);
         else p.reject(stanzaErrorFrom(stanza));
@@ -518,6 +527,7 @@ export class XmppSession implements StreamReceiver {
       }
     } finally {
       this.eventPumping = false;
+      if (this.events.length === 0) this.events = [];
     }
   }
 
@@ -549,12 +559,13 @@ export class XmppSession implements StreamReceiver {
     if (this._phase === 'closed') return Promise.reject(new StanzaError('recipient-unavailable'));
     const id = iq.attrs.id ?? (iq.attrs.id = `k${randomBytes(6).toString('hex')}`);
     return new Promise<Element>((resolve, reject) => {
+      const pending = (this.pending ??= new Map());
       const timer = setTimeout(() => {
-        this.pending.delete(id);
+        this.forgetPending(id);
         reject(new StanzaError('remote-server-timeout', 'no answer from the client'));
       }, timeoutMs);
       timer.unref();
-      this.pending.set(id, { resolve, reject, timer });
+      pending.set(id, { resolve, reject, timer });
       this.send(iq);
     });
   }
@@ -601,11 +612,7 @@ export class XmppSession implements StreamReceiver {
     this._phase = 'closed';
     this.inbox = [];
     this.events = [];
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(new StanzaError('recipient-unavailable', 'the session ended'));
-    }
-    this.pending.clear();
+    this.rejectPending('the session ended');
     if (this._jid && this._principal) this.deps.registry.remove(this._principal.userId, this._jid.resource, this);
     if (this.gatewayOpen && this._principal) {
       this.gatewayOpen = false;
@@ -615,13 +622,27 @@ export class XmppSession implements StreamReceiver {
     this.deps.onEnded?.(this);
   }
 
+  /** An answered or timed-out request; an empty map goes (idle sessions get a ping now and then). */
+  private forgetPending(id: string): void {
+    const pending = this.pending;
+    if (!pending) return;
+    pending.delete(id);
+    if (pending.size === 0) this.pending = undefined;
+  }
+
+  private rejectPending(why: string): void {
+    const pending = this.pending;
+    if (!pending) return;
+    this.pending = undefined;
+    for (const p of pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new StanzaError('recipient-unavailable', why));
+    }
+  }
+
   private transportLost(): void {
     if (this._phase === 'closed') return;
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(new StanzaError('recipient-unavailable', 'the connection was lost'));
-    }
-    this.pending.clear();
+    this.rejectPending('the connection was lost');
     this.inbox = [];
     if (this._phase === 'bound') {
       let keep = false;
@@ -671,6 +692,7 @@ export class XmppSession implements StreamReceiver {
   /** Heartbeat sweep (server.ts): auth deadline, idle pings, dead peers. */
   tick(now: number): void {
     if (this._phase === 'closed' || !this._transport) return;
+    if (this.limiter?.isFull(this.now()) && !this.pumping) this.limiter = undefined;
     const { limits } = this.deps.config;
     if (this._phase !== 'bound') {
       if (now - this.openedAt > limits.authTimeoutSeconds * 1000) this.close(new StreamError('connection-timeout', 'no session established in time'));

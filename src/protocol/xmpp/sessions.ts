@@ -7,44 +7,65 @@
  */
 import type { XmppSession } from './session.js';
 
+/** one user's sessions: most users have a single resource, kept without a Map of its own */
+type Resources = XmppSession | Map<string, XmppSession>;
+
 export class SessionRegistry {
-  private readonly byUser = new Map<string, Map<string, XmppSession>>();
+  private readonly byUser = new Map<string, Resources>();
 
   add(userId: string, resource: string, session: XmppSession): void {
-    let resources = this.byUser.get(userId);
-    if (!resources) {
-      resources = new Map();
-      this.byUser.set(userId, resources);
+    const current = this.byUser.get(userId);
+    if (current === undefined || (!(current instanceof Map) && current.jid.resource === resource)) {
+      this.byUser.set(userId, session);
+      return;
     }
-    resources.set(resource, session);
+    if (current instanceof Map) {
+      current.set(resource, session);
+      return;
+    }
+    this.byUser.set(userId, new Map([[current.jid.resource, current], [resource, session]]));
   }
 
   /** Removes the entry if it still points at `session`. */
   remove(userId: string, resource: string, session: XmppSession): void {
-    const resources = this.byUser.get(userId);
-    if (resources?.get(resource) !== session) return;
-    resources.delete(resource);
-    if (resources.size === 0) this.byUser.delete(userId);
+    const current = this.byUser.get(userId);
+    if (!(current instanceof Map)) {
+      if (current === session) this.byUser.delete(userId);
+      return;
+    }
+    if (current.get(resource) !== session) return;
+    current.delete(resource);
+    if (current.size === 1) {
+      const [last] = current.values();
+      this.byUser.set(userId, last!);
+    }
   }
 
   get(userId: string, resource: string): XmppSession | undefined {
-    return this.byUser.get(userId)?.get(resource);
+    const current = this.byUser.get(userId);
+    if (current instanceof Map) return current.get(resource);
+    return current?.jid.resource === resource ? current : undefined;
   }
 
   /** every bound session of the user on this node */
   ofUser(userId: string): XmppSession[] {
-    return [...(this.byUser.get(userId)?.values() ?? [])];
+    const current = this.byUser.get(userId);
+    if (current === undefined) return [];
+    return current instanceof Map ? [...current.values()] : [current];
   }
 
   get size(): number {
     let n = 0;
-    for (const r of this.byUser.values()) n += r.size;
+    for (const r of this.byUser.values()) n += r instanceof Map ? r.size : 1;
     return n;
   }
 
   all(): XmppSession[] {
     const out: XmppSession[] = [];
-    for (const r of this.byUser.values()) out.push(...r.values());
+    for (const r of this.byUser.values()) {
+      if (r instanceof Map) out.push(...r.values());
+      else out.push(r);
+    }
     return out;
   }
 }

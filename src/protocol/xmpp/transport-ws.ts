@@ -33,10 +33,8 @@ export function isLoopback(address: string): boolean {
 }
 
 export class WsTransport implements XmppTransport {
-  readonly kind = 'ws' as const;
   readonly encrypted: boolean;
   readonly confidential: boolean;
-  readonly canStartTls = false;
   private receiver: StreamReceiver | null = null;
   private closed = false;
 
@@ -48,6 +46,14 @@ export class WsTransport implements XmppTransport {
   ) {
     this.encrypted = tlsApp;
     this.confidential = tlsApp || isLoopback(remoteAddress);
+  }
+
+  // constants on the prototype, not fields on every connection
+  get kind(): 'ws' {
+    return 'ws';
+  }
+  get canStartTls(): boolean {
+    return false;
   }
 
   attach(receiver: StreamReceiver): void {
