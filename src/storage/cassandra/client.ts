@@ -228,19 +228,21 @@ export class Session {
 /**
  * A counting semaphore with a bounded wait: at most `max` tasks run; the rest queue, in order,
  * for up to `timeoutMs`. Load shedding: when Cassandra falls behind, a request that would
- * wait past that timeout anyway is refused at once with OVERLOADED (the client retries
+ * wait past (three quarters of) that timeout anyway is refused at once with OVERLOADED (the client retries
  * later) instead of queueing and answering TIMEOUT seconds later. The expected wait is the
- * queue length over the recent completion rate; with no recent completions to estimate from
- * (an outage, or the first burst) only the hard bound `maxQueued` applies.
+ * queue length over the rate at which requests completed while others were queued (that is
+ * Cassandra's capacity; the rate of an idle spell says nothing about it). With no such
+ * completion in the last second (a burst just began, or an outage) only the hard bound
+ * `maxQueued` applies.
  */
 export class Limiter {
   private running = 0;
   private readonly waiting: Array<{ start: () => void; timer: NodeJS.Timeout }> = [];
-  /** completions per second, smoothed over ~1 s windows */
+  /** completions per second while saturated, smoothed over ~1 s of 250 ms windows */
   private rate = 0;
-  private windowStart = performance.now();
+  private windowStart = 0;
   private windowDone = 0;
-  private lastDone = -Infinity;
+  private lastSaturatedDone = -Infinity;
 
   constructor(
     private readonly max: number,
@@ -248,16 +250,17 @@ export class Limiter {
     private readonly maxQueued = 8 * max,
   ) {}
 
-  /** The wait a request queued now should expect (ms), or undefined with no recent completions. */
+  /** The wait a request queued now should expect (ms), or undefined with no recent saturated completions. */
   expectedWaitMs(): number | undefined {
-    if (performance.now() - this.lastDone > 1000 || this.rate <= 0) return undefined;
+    if (performance.now() - this.lastSaturatedDone > 1000 || this.rate <= 0) return undefined;
     return ((this.waiting.length + 1) / this.rate) * 1000;
   }
 
   run<T>(task: () => Promise<T>): Promise<T> {
     if (this.running < this.max) return this.start(task);
     const wait = this.expectedWaitMs();
-    if (this.waiting.length >= this.maxQueued || (wait !== undefined && wait > this.timeoutMs)) {
+    // (with a margin: the estimate is a smoothed rate, and one that barely fits tends not to)
+    if (this.waiting.length >= this.maxQueued || (wait !== undefined && wait > 0.75 * this.timeoutMs)) {
       const why = wait !== undefined ? `a new request would wait ~${Math.round(wait)} ms` : `${this.waiting.length} requests queued`;
       return Promise.reject(new KindredError('OVERLOADED', `cassandra is behind (${why}); retry shortly`));
     }
@@ -279,7 +282,14 @@ export class Limiter {
 
   private completed(): void {
     const now = performance.now();
-    this.lastDone = now;
+    if (this.waiting.length === 0) {
+      // not saturated: this completion says nothing about capacity; the next saturated spell starts a fresh window
+      this.windowDone = 0;
+      this.windowStart = 0;
+      return;
+    }
+    this.lastSaturatedDone = now;
+    if (this.windowStart === 0) this.windowStart = now;
     this.windowDone++;
     const elapsed = now - this.windowStart;
     if (elapsed >= 250) {
