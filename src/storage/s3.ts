@@ -132,8 +132,24 @@ export class S3BlobStore implements BlobStore {
     return store;
   }
 
-  /** Creates the bucket unless it exists; safe to race with other nodes doing the same. */
+  /**
+   * Creates the bucket unless it exists; safe to race with other nodes doing the same. A
+   * bucket being created by a racer can answer the existence check with a 5xx for a moment
+   * (versitygw's posix backend does, between the directory and its metadata), so a failed
+   * round is tried again a few times before the error is reported.
+   */
   async ensureBucket(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.checkOrCreateBucket();
+      } catch (err) {
+        if (attempt >= 4 || !(err instanceof KindredError) || err.code !== 'UNAVAILABLE') throw err;
+        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      }
+    }
+  }
+
+  private async checkOrCreateBucket(): Promise<void> {
     await this.run('check bucket', '', async () => {
       if (await this.client.bucketExists(this.bucket)) return;
       try {
