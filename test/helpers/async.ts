@@ -32,14 +32,5 @@ export async function until(cond: () => boolean, what: string, ms = 5000): Promi
   }
 }
 
-/** A seeded pseudo-random generator (mulberry32), so randomised tests are repeatable. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded pseudo-random generator (mulberry32, the bench's), so randomised tests are repeatable. */
+export { prng as seededRandom } from '../../bench/lib/random.js';
