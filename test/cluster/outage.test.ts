@@ -17,9 +17,9 @@
  * (Cassandra's commitlog is `group`: an ack follows an fsync).
  */
 import t from 'tap';
-import { readdirSync, readFileSync } from 'node:fs';
 import { createLogger } from '../../src/log.js';
 import { NativeClient, NativeError } from '../../src/client/native.js';
+import { freeze } from '../helpers/cassandra.js';
 import { covered, startClusterNode, startClusterServices, waitFor, type ClusterNode } from '../helpers/cluster.js';
 import { api, likeEachOther, usersWithProfiles, type TestUser } from '../helpers/server.js';
 import { xml, xmppLogin, type XClient } from '../xmpp/helpers.js';
@@ -203,13 +203,6 @@ t.test('a NATS restart', async (t) => {
 });
 
 /** Whether every thread of `pid` is stopped (state T in /proc/<pid>/task/<tid>/stat). */
-function stoppedState(pid: number): boolean {
-  return readdirSync(`/proc/${pid}/task`).every((tid) => {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
-  });
-}
-
 t.test('a Cassandra that hangs (SIGSTOP for 8 s, then SIGCONT)', async (t) => {
   const pid = cassandra.pid;
   const resume = () => {
@@ -221,10 +214,7 @@ t.test('a Cassandra that hangs (SIGSTOP for 8 s, then SIGCONT)', async (t) => {
   };
   t.teardown(resume);
   const stoppedAt = Date.now();
-  process.kill(pid, 'SIGSTOP');
-  // kill() only queues the signal: wait until every thread of the JVM is really stopped
-  // (state T), or a send racing the stop could still be served.
-  await waitFor(() => stoppedState(pid), 5_000, 'Cassandra to be stopped');
+  await freeze(pid);
   const during = await send(a, bob, 'cassandra-hung');
   t.notOk(during.ok, 'a send while Cassandra does not answer is refused');
   t.ok(during.code === 'UNAVAILABLE' || during.code === 'TIMEOUT', `with UNAVAILABLE or TIMEOUT (got ${during.code}: ${during.message})`);

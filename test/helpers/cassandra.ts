@@ -14,7 +14,7 @@
  * entries of the unknown tables are dropped). Outage tests pass `{ unsafeSystem: false }`.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -286,4 +286,23 @@ export async function startCassandra(
   };
   t.teardown(() => node.stop());
   return node;
+}
+
+/**
+ * SIGSTOPs a server and waits until every thread of it is really stopped (state T): kill()
+ * only queues the signal, and on a loaded machine a request sent right after it can still be
+ * served by a thread that had not been scheduled to stop yet.
+ */
+export async function freeze(pid: number, timeoutMs = 5_000): Promise<void> {
+  process.kill(pid, 'SIGSTOP');
+  const stopped = () =>
+    readdirSync(`/proc/${pid}/task`).every((tid) => {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+    });
+  const deadline = performance.now() + timeoutMs;
+  while (!stopped()) {
+    if (performance.now() > deadline) throw new Error(`pid ${pid} not stopped ${timeoutMs} ms after SIGSTOP`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
