@@ -91,6 +91,11 @@ const COLS = 'book_id, title, authors, isbn, description, price_cents, currency,
 export class CassandraBookStore implements BookStore {
   private readonly q: Record<string, string>;
   private readonly queues = new Map<string, Promise<void>>();
+  /**
+   * book → the `available` this process last wrote or saw: where the next take's
+   * compare-and-set starts (a hint only; the condition checks it). Bounded by the catalogue.
+   */
+  private readonly lastAvailable = new Map<string, number>();
 
   private constructor(private readonly s: Session, ks: string) {
     this.q = {
@@ -129,6 +134,17 @@ export class CassandraBookStore implements BookStore {
       const rs = await this.s.execute(query, params);
       const row = rs.first();
       return { applied: row ? row['[applied]'] === true : true, row };
+    } catch (err) {
+      if (isUnknownOutcome(err) || isRetryable(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** A conditional batch; its rows answer the current values when it was refused; undefined when the outcome is unknown. */
+  private async casBatchRows(queries: Array<{ query: string; params: unknown[] }>): Promise<{ applied: boolean; rows: Row[] } | undefined> {
+    try {
+      const rs = await this.s.batch(queries, { logged: true });
+      return { applied: rs.first()?.['[applied]'] === true, rows: rs.rows };
     } catch (err) {
       if (isUnknownOutcome(err) || isRetryable(err)) return undefined;
       throw err;
@@ -346,21 +362,52 @@ export class CassandraBookStore implements BookStore {
     return this.serialised(bookId, () => this.takeNow(bookId, orderId, quantity));
   }
 
+  /**
+   * One LWT per line in the common case: the compare-and-set starts from the stock this
+   * process saw last (or a plain read), not from a SERIAL read. That is safe because the
+   * batch's condition checks it: a stale value only makes the batch refuse, and a refused
+   * conditional batch answers the rows it checked (the current `available`, and our hold
+   * if a repeat of this order took it already), from which the next round goes on. Only an
+   * unknown outcome (timeout) sends the next round to a SERIAL read, which also completes
+   * the Paxos round in flight.
+   */
   private async takeNow(bookId: string, orderId: string, quantity: number): Promise<boolean> {
+    // The cached value only ever leads to a compare-and-set, never to "short": a short answer
+    // comes from a read or from the refused batch's own answer.
+    const hint = this.lastAvailable.get(bookId);
+    let seen: { available: number; held: boolean } | undefined = hint !== undefined && hint >= quantity
+      ? { available: hint, held: false }
+      : this.stockState(await this.s.all(this.q.stockAndHold, [bookId, orderId]), orderId);
     for (let round = 0; round < ROUNDS; round++) {
-      const rows = await this.serial(this.q.stockAndHold, [bookId, orderId]);
-      if (rows.some((r) => r.order_id === orderId)) return true;
-      const stock = rows.find((r) => r.order_id === STOCK_ROW);
-      const available = stock ? toNum(stock.available ?? 0) : 0;
-      if (available < quantity) return false;
-      const applied = await this.casBatch([
+      seen ??= this.stockState(await this.serial(this.q.stockAndHold, [bookId, orderId]), orderId);
+      if (seen.held) return true;
+      const available = seen.available;
+      if (available < quantity) {
+        this.lastAvailable.set(bookId, available);
+        return false;
+      }
+      const r = await this.casBatchRows([
         { query: this.q.casStock, params: [available - quantity, bookId, available] },
         { query: this.q.hold, params: [bookId, orderId, quantity] },
       ]);
-      if (applied) return true;
-      if (applied === false && round > 2) await backoff(round - 2);
+      if (r?.applied) {
+        this.lastAvailable.set(bookId, available - quantity);
+        return true;
+      }
+      this.lastAvailable.delete(bookId);
+      seen = r ? this.stockState(r.rows, orderId) : undefined;
+      if (r && round > 2) await backoff(round - 2);
     }
     throw new KindredError('UNAVAILABLE', `cassandra: stock of ${bookId} stayed contended`);
+  }
+
+  /** What the rows of a book's stock partition (the stock row, the order's hold) say. */
+  private stockState(rows: Row[], orderId: string): { available: number; held: boolean } {
+    const stock = rows.find((r) => r.order_id === STOCK_ROW);
+    return {
+      available: stock ? toNum(stock.available ?? 0) : 0,
+      held: rows.some((r) => r.order_id === orderId && r.quantity !== null && r.quantity !== undefined),
+    };
   }
 
   /** Returns the order's hold on the book, if it has one. Idempotent. */

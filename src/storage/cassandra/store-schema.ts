@@ -36,13 +36,16 @@ export function serviceKeyspace(base: string, service: string): string {
 
 /**
  * Connects a session for one service, creates its keyspace and tables (each `[name, body]`,
- * the CQL after `CREATE TABLE name`) and records `version`.
+ * the CQL after `CREATE TABLE name`) and records `version`. `columns` are columns added in
+ * later versions (`[table, column, type]`, also in the table's body for a fresh keyspace):
+ * added with `ALTER TABLE … ADD IF NOT EXISTS` to a keyspace created by an older version.
  */
 export async function openServiceKeyspace(
   opts: ServiceKeyspaceOptions,
   service: string,
   tables: Array<[string, string]>,
   version: number,
+  columns: Array<[string, string, string]> = [],
 ): Promise<{ session: Session; ks: string }> {
   const ks = serviceKeyspace(opts.keyspace, service);
   const session = new Session(opts);
@@ -60,6 +63,10 @@ export async function openServiceKeyspace(
     const current = found ? toNum(found.version) : undefined;
     if (current !== undefined && current > version) throw new Error(`keyspace ${ks} has schema version ${current}, newer than this server (${version})`);
     for (const [table, body] of tables) await session.execute(ddl(table, body), [], ddlOpts);
+    if (current !== undefined && current < version) {
+      for (const [table, column, type] of columns) await session.execute(`ALTER TABLE ${ks}.${table} ADD IF NOT EXISTS ${column} ${type}`, [], ddlOpts);
+      await session.execute(`UPDATE ${ks}.schema_version SET version = ?, applied_at = ? WHERE id = 1 IF version = ?`, [version, Date.now(), current]);
+    }
     if (current === undefined) {
       await session.execute(`INSERT INTO ${ks}.schema_version (id, version, applied_at) VALUES (1, ?, ?) IF NOT EXISTS`, [version, Date.now()]);
     }

@@ -1,0 +1,145 @@
+/**
+ * What one order costs Cassandra in Paxos rounds (lightweight transactions and SERIAL reads,
+ * the bulk of its CPU per order), counted at the session: the store calls the Orders service
+ * makes to settle an ebook order and a one-line print order (checkout, reserve, three
+ * transitions, commit, fulfilment), against a real Cassandra 5.0. The counts are asserted, so
+ * a change that adds a Paxos round to the common path fails here, and printed for the report.
+ */
+import t from 'tap';
+import { newId } from '../../src/ids.js';
+import type { Session } from '../../src/storage/cassandra/client.js';
+import { CassandraOrderStore } from '../../src/storage/cassandra/orders.js';
+import { CassandraBookStore } from '../../src/storage/cassandra/store-books.js';
+import type { OrderRecord } from '../../src/store/orders/storage.js';
+import { startCassandra } from '../helpers/cassandra.js';
+import { record } from './books-contract.js';
+import { sampleOrder } from './orders-contract.js';
+
+t.setTimeout(300_000);
+const node = await startCassandra(t);
+const opts = { contactPoints: [node.contactPoint], localDataCenter: 'datacenter1', keyspace: 'klwt' };
+
+interface Counts {
+  lwt: number;
+  serialReads: number;
+  plain: number;
+}
+
+/** Wraps the store's session: a statement with an IF condition is an LWT; a SERIAL read is a Paxos read. */
+function count(store: object): Counts {
+  const s = (store as unknown as { s: Session }).s;
+  const c: Counts = { lwt: 0, serialReads: 0, plain: 0 };
+  const isLwt = (q: string) => /\bIF\b/i.test(q);
+  const execute = s.execute.bind(s);
+  const batch = s.batch.bind(s);
+  const all = s.all.bind(s);
+  s.execute = (query, params, o = {}) => {
+    if (isLwt(query)) c.lwt++;
+    else if (o.serial) c.serialReads++;
+    else c.plain++;
+    return execute(query, params, o);
+  };
+  s.all = (query, params, o = {}) => {
+    if (o.serial) c.serialReads++;
+    else c.plain++;
+    return all(query, params, o);
+  };
+  s.batch = (queries, o) => {
+    if (queries.some((q) => isLwt(q.query))) c.lwt++;
+    else c.plain++;
+    return batch(queries, o);
+  };
+  return c;
+}
+
+const orders = await CassandraOrderStore.open(opts);
+const books = await CassandraBookStore.open(opts);
+t.teardown(async () => {
+  await orders.close();
+  await books.close();
+});
+const book = record({ formats: ['ebook', 'print'] });
+await books.create(book, 1000);
+const oc = count(orders);
+const bc = count(books);
+
+/** The store calls of one settlement, in the order the Orders service makes them (service.ts). */
+async function settle(format: 'ebook' | 'print'): Promise<{ orders: Counts; books: Counts; final: OrderRecord }> {
+  const before = { o: { ...oc }, b: { ...bc } };
+  const customerId = newId();
+  const key = newId();
+  t.equal(await orders.byIdempotencyKey(customerId, key), undefined, 'a fresh key');
+  const draft = sampleOrder(customerId, key, {
+    lines: [{ bookId: book.bookId, format, quantity: 1, unitPriceCents: 1000, title: 'A Book' }],
+    ...(format === 'ebook' ? { shippingAddress: null } : {}),
+  });
+  const { created, order } = await orders.create(draft);
+  t.ok(created, 'created');
+  if (format === 'print') t.same(await books.reserve(order.orderId, [{ bookId: book.bookId, quantity: 1 }]), { ok: true }, 'reserved');
+  const reserved = await orders.transition(order.orderId, 1, { to: 'stock_reserved', at: Date.now() }, order);
+  const paid = await orders.transition(order.orderId, 2, { to: 'paid', at: Date.now() }, reserved!);
+  if (format === 'print') t.equal(await books.commit(order.orderId), true, 'committed');
+  const at = paid!.updatedAt;
+  const final = await orders.transition(
+    order.orderId,
+    3,
+    {
+      to: 'fulfilled',
+      at: Date.now(),
+      pending: false,
+      ...(format === 'ebook'
+        ? { downloads: [{ tokenId: `tok-${order.orderId}`, orderId: order.orderId, customerId, bookId: book.bookId, expiresAt: at + 60_000, maxUses: 2, uses: 0 }] }
+        : { shipment: { trackingId: `KT-${order.orderId}`, carrier: 'kindred-post', createdAt: at, orderId: order.orderId, address: order.shippingAddress! } }),
+    },
+    paid!,
+  );
+  t.equal(final?.state, 'fulfilled', `${format} order fulfilled`);
+  const diff = (a: Counts, b: Counts): Counts => ({ lwt: a.lwt - b.lwt, serialReads: a.serialReads - b.serialReads, plain: a.plain - b.plain });
+  return { orders: diff(oc, before.o), books: diff(bc, before.b), final: final! };
+}
+
+t.test('an ebook order: one claim and three transitions', async (t) => {
+  await settle('ebook'); // warm: prepared statements, the stock hint
+  const { orders: o, books: b, final } = await settle('ebook');
+  t.comment(`ebook order: orders ${JSON.stringify(o)}, books ${JSON.stringify(b)}`);
+  t.equal(o.lwt + o.serialReads, 4, 'Paxos rounds on the Orders keyspace');
+  t.equal(b.lwt + b.serialReads, 0, 'none on the Books keyspace');
+  const token = `tok-${final.orderId}`;
+  const uses = await Promise.all(Array.from({ length: 5 }, () => orders.useDownload(token, Date.now())));
+  t.equal(uses.filter((u) => u.ok).length, 2, 'the link written with the transition counts its uses up to maxUses');
+});
+
+t.test('a one-line print order: claim, reserve (claim, take, reserved), three transitions, commit', async (t) => {
+  await settle('print');
+  const { orders: o, books: b, final } = await settle('print');
+  t.comment(`print order: orders ${JSON.stringify(o)}, books ${JSON.stringify(b)}`);
+  t.equal(o.lwt + o.serialReads, 4, 'Paxos rounds on the Orders keyspace');
+  t.equal(b.lwt + b.serialReads, 4, 'Paxos rounds on the Books keyspace');
+  t.equal((await orders.shipment(`KT-${final.orderId}`))?.orderId, final.orderId, 'the shipment written with the transition exists');
+  t.equal((await books.get(book.bookId))?.stock, 1000 - 2, 'two copies taken by the two print orders');
+});
+
+t.test('a retried creation (the claimant died before writing the order) is completed from the claim', async (t) => {
+  const customerId = newId();
+  const draft = sampleOrder(customerId, 'rescue');
+  // The claim alone, as a claimant that crashed right after it would leave it.
+  const s = (orders as unknown as { s: Session }).s;
+  await s.execute(`INSERT INTO klwt_orders.order_keys (customer_id, idempotency_key, order_id, request_hash, doc) VALUES (?, ?, ?, ?, ?)`, [
+    customerId,
+    'rescue',
+    draft.orderId,
+    draft.requestHash,
+    JSON.stringify(draft),
+  ]);
+  t.equal(await orders.get(draft.orderId), undefined, 'no order row yet');
+  const retry = await orders.create({ ...sampleOrder(customerId, 'rescue'), orderId: newId() });
+  t.equal(retry.created, false, 'the retry did not create another order');
+  t.equal(retry.order.orderId, draft.orderId, 'it answers the claimed order');
+  t.equal((await orders.get(draft.orderId))?.state, 'created', 'whose row now exists');
+  t.ok((await orders.listPending(10_000)).some((o) => o.orderId === draft.orderId), 'and is pending, so recovery drives it');
+  const next = await orders.transition(draft.orderId, 1, { to: 'stock_reserved', at: Date.now() });
+  t.equal(next?.version, 2, 'it moves on like any order');
+  // A late copy of the creation row (a slow or retried write) cannot take the order back.
+  await (orders as unknown as { writeCreated(o: OrderRecord): Promise<void> }).writeCreated({ ...draft, state: 'created', version: 1, pending: true });
+  t.equal((await orders.get(draft.orderId))?.state, 'stock_reserved', 'a late creation row loses to the transition');
+});
