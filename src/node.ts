@@ -38,6 +38,7 @@ import { startTlsTerminator } from './protocol/tls-front/terminator.js';
 import type { TlsFront } from './protocol/tls-front/supervisor.js';
 import { startStoreOrders, type StoreOrders } from './store/orders/wire.js';
 import { startCatalog, type Catalog } from './store/books/wire.js';
+import { StopStack } from './stop-stack.js';
 
 export interface KindredNode {
   httpPort: number;
@@ -94,26 +95,35 @@ function tokenSecret(config: KindredConfig): Buffer {
 
 export async function startNode(config: KindredConfig, log: Logger, overrides: NodeOverrides = {}): Promise<KindredNode> {
   mkdirSync(config.dataDir, { recursive: true });
-  const clock = overrides.clock ?? systemClock;
-  const cluster = config.cluster.enabled;
-  const storage = overrides.storage ?? (cluster ? await openClusterStorage(config) : await openEmbeddedStorage(config.dataDir));
-  let bus: Bus;
+  const storage = overrides.storage ?? (config.cluster.enabled ? await openClusterStorage(config) : await openEmbeddedStorage(config.dataDir));
+  // What started is stopped newest first, on a failed start as on stop() (parts given as
+  // overrides belong to the caller and are left open).
+  const stops = new StopStack();
+  if (!overrides.storage) stops.push(() => storage.close());
   try {
-    bus =
-      overrides.bus ??
-      (cluster
-        ? await NatsBus.connect({
-            servers: config.cluster.natsUrls,
-            name: config.nodeId,
-            onStatus: (s) => log.info({ nats: s }, 'nats status'),
-            onError: (err, ctx) => log.warn({ err, ...ctx }, 'bus message failed'),
-          })
-        : new LocalBus());
-    if (cluster && !(bus instanceof NatsBus)) throw new Error('cluster mode needs a NatsBus');
+    return await assemble(config, log, overrides, storage, stops);
   } catch (err) {
-    if (!overrides.storage) await storage.close().catch(() => undefined);
+    await stops.unwind().catch(() => undefined);
     throw err;
   }
+}
+
+/** Starts the node's parts in dependency order on an open storage, registering each one's stop. */
+async function assemble(config: KindredConfig, log: Logger, overrides: NodeOverrides, storage: Storage, stops: StopStack): Promise<KindredNode> {
+  const clock = overrides.clock ?? systemClock;
+  const cluster = config.cluster.enabled;
+  const bus: Bus =
+    overrides.bus ??
+    (cluster
+      ? await NatsBus.connect({
+          servers: config.cluster.natsUrls,
+          name: config.nodeId,
+          onStatus: (s) => log.info({ nats: s }, 'nats status'),
+          onError: (err, ctx) => log.warn({ err, ...ctx }, 'bus message failed'),
+        })
+      : new LocalBus());
+  if (!overrides.bus) stops.push(() => bus.close());
+  if (cluster && !(bus instanceof NatsBus)) throw new Error('cluster mode needs a NatsBus');
   const shards = overrides.shards ?? new ShardMap(config.shards);
   if (!overrides.shards && !cluster) shards.assignAll(config.nodeId);
 
@@ -147,14 +157,8 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
   );
   // The deck index: built from storage before the node takes requests, then kept current over the bus.
   const recs = new Recommender({ storage, bus, clock, config: config.recs, log: (msg, extra) => log.info({ nodeId: config.nodeId, ...extra }, msg) });
-  try {
-    await recs.start();
-  } catch (err) {
-    await recs.close().catch(() => undefined);
-    if (!overrides.bus) await bus.close().catch(() => undefined);
-    if (!overrides.storage) await storage.close().catch(() => undefined);
-    throw err;
-  }
+  stops.push(() => recs.close());
+  await recs.start();
   const service = new KindredService({
     recs,
     config,
@@ -171,7 +175,9 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
   });
   await service.start();
   hub.start();
+  stops.push(() => hub.stop());
   users.start();
+  stops.push(() => users.stop());
   let membership: Membership | undefined;
   let shardManager: ShardManager | undefined;
   let sessionFailover: SessionFailover | undefined;
@@ -206,60 +212,39 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     });
     membership.start();
     sessionFailover.start();
-    try {
-      await shardManager.start();
-    } catch (err) {
-      // e.g. the NATS server has no JetStream: release what started, so nothing leaks
-      sessionFailover.stop();
-      membership.stop();
-      await shardManager.stop().catch(() => undefined);
-      await users.stop();
-      hub.stop();
-      await recs.close();
-      if (!overrides.bus) await bus.close();
-      if (!overrides.storage) await storage.close();
-      throw err;
-    }
+    const [failover, members, manager] = [sessionFailover, membership, shardManager];
+    // leave first, so the others compute the placement without us, then hand the shards over
+    stops.push(async () => {
+      failover.stop();
+      members.stop();
+      await manager.stop();
+    });
+    await shardManager.start(); // fails e.g. when the NATS server has no JetStream
   }
   // The book store's Books, Search and Customers services (docs/store.md), before Orders, which reserves stock through Books.
-  let catalog: Catalog;
-  try {
-    catalog = await startCatalog({ config, log, bus, blobs: storage.blobs, accounts: storage.accounts });
-  } catch (err) {
-    await shardManager?.stop().catch(() => undefined);
-    membership?.stop();
-    await users.stop();
-    hub.stop();
-    await recs.close();
-    if (!overrides.bus) await bus.close();
-    if (!overrides.storage) await storage.close();
-    throw err;
-  }
+  const catalog: Catalog = await startCatalog({ config, log, bus, blobs: storage.blobs, accounts: storage.accounts });
+  stops.push(() => catalog.stop());
   // The book store's Orders and Payment services (docs/orders.md); their order events reach
   // the customer's open sessions through the customer's actor.
-  let storeOrders: StoreOrders | undefined;
-  try {
-    storeOrders = await startStoreOrders({
-      config,
-      log,
-      bus,
-      blobs: storage.blobs,
-      tokenSecret: tokenSecret(config),
-      notify: (customerId, event) => users.tellIfActive(customerId, { k: 'push', event }),
-    });
-  } catch (err) {
-    await catalog.stop();
-    await shardManager?.stop().catch(() => undefined);
-    membership?.stop();
-    await users.stop();
-    hub.stop();
-    await recs.close().catch(() => undefined);
-    if (!overrides.bus) await bus.close();
-    if (!overrides.storage) await storage.close();
-    throw err;
-  }
+  const allActorsHere = !cluster && !overrides.shards && !overrides.bus;
+  const storeOrders: StoreOrders = await startStoreOrders({
+    config,
+    log,
+    bus,
+    blobs: storage.blobs,
+    tokenSecret: tokenSecret(config),
+    notify: (customerId, event) => {
+      // Every actor lives on this node (embedded, shards not shared): a customer without an
+      // active actor has no session to push to, and the letter (a msgpack copy of the order
+      // through the bus, four per order) would only be dropped on arrival.
+      if (allActorsHere && !users.isActive(customerId)) return;
+      users.tellIfActive(customerId, { k: 'push', event });
+    },
+  });
+  stops.push(() => storeOrders.stop());
   const pruneTimer = setInterval(() => tokens.pruneRevocations(), 3600_000);
   pruneTimer.unref();
+  stops.push(() => clearInterval(pruneTimer));
 
   let ready = false;
   const nativeLimits = {
@@ -292,25 +277,21 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
       attachStaticSite(app, site);
     },
   });
-  // who terminates TLS on the TCP listeners (tls.terminator): kindred-tls-front, or node:tls here
-  let tlsFront: TlsFront | null;
-  try {
-    tlsFront = await startTlsTerminator(config.tlsTerminator, log);
-  } catch (err) {
+  let tlsFront: TlsFront | null = null;
+  let tcp: NativeTcpListener | undefined;
+  let xmpp: XmppServer | undefined;
+  // the listeners, as far as they started: connections are drained before anything behind them stops
+  stops.push(async () => {
+    ready = false;
     ws?.close();
-    await storeOrders.stop();
-    await catalog.stop();
-    sessionFailover?.stop();
-    await shardManager?.stop().catch(() => undefined);
-    membership?.stop();
-    await users.stop();
-    hub.stop();
-    await recs.close().catch(() => undefined);
-    if (!overrides.bus) await bus.close();
-    if (!overrides.storage) await storage.close();
-    throw err;
-  }
-  const tcp = new NativeTcpListener({
+    await xmpp?.close();
+    http.close();
+    await tcp?.close();
+    await tlsFront?.close();
+  });
+  // who terminates TLS on the TCP listeners (tls.terminator): kindred-tls-front, or node:tls here
+  tlsFront = await startTlsTerminator(config.tlsTerminator, log);
+  tcp = new NativeTcpListener({
     front: tlsFront,
     gateway: service,
     limits: nativeLimits,
@@ -318,47 +299,19 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     onConnectionCount: (d) => metrics.connections.inc({ transport: 'tcp' }, d),
     onServerClose: (reason) => metrics.disconnects.inc({ reason }),
   });
-  let xmpp: XmppServer | undefined;
-  const shutdown = async () => {
-    ready = false;
-    ws.close();
-    await xmpp?.close();
-    http.close();
-    await tcp.close();
-    await tlsFront?.close();
-    clearInterval(pruneTimer);
-    await storeOrders?.stop();
-    await catalog.stop();
-    // leave first, so the others compute the placement without us, then hand the shards over
-    sessionFailover?.stop();
-    membership?.stop();
-    await shardManager?.stop();
-    await users.stop();
-    hub.stop();
-    await recs.close();
-    if (!overrides.bus) await bus.close();
-    if (!overrides.storage) await storage.close();
-  };
-  let httpPort: number;
-  let tcpPort: number;
-  try {
-    httpPort = await http.listen(config.host, config.httpPort);
-    storeOrders.registerWebhook(`${config.tls ? 'https' : 'http'}://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${httpPort}`);
-    tcpPort = await tcp.listen(config.host, config.tcpPort);
-    xmpp = await startXmpp({
-      gateway: service,
-      config,
-      log,
-      images,
-      app: http.app,
-      tlsFront,
-      onConnectionCount: (d) => metrics.connections.inc({ transport: 'xmpp' }, d),
-    });
-  } catch (err) {
-    // A listener could not start (a port in use…): release what did start, so nothing leaks.
-    await shutdown().catch(() => undefined);
-    throw err;
-  }
+  // (a listener that cannot start, e.g. a port in use, fails the start: startNode releases the rest)
+  const httpPort = await http.listen(config.host, config.httpPort);
+  storeOrders.registerWebhook(`${config.tls ? 'https' : 'http'}://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${httpPort}`);
+  const tcpPort = await tcp.listen(config.host, config.tcpPort);
+  xmpp = await startXmpp({
+    gateway: service,
+    config,
+    log,
+    images,
+    app: http.app,
+    tlsFront,
+    onConnectionCount: (d) => metrics.connections.inc({ transport: 'xmpp' }, d),
+  });
   ready = true;
 
   let stopping: Promise<void> | undefined;
@@ -372,7 +325,7 @@ export async function startNode(config: KindredConfig, log: Logger, overrides: N
     tlsFront,
     ...(shardManager && membership ? { cluster: { shardManager, membership, shards } } : {}),
     stop() {
-      stopping ??= shutdown();
+      stopping ??= stops.unwind();
       return stopping;
     },
   };
