@@ -5,9 +5,11 @@
  * book_stock         (book_id) — available print copies, CHECK (available >= 0)
  * stock_reservations (order_id) — status reserved | rejected | released | committed, lines JSON
  *
- * reserve/release/commit each run in one IMMEDIATE transaction, which SQLite serialises
- * against every other writer of the file: the availability check and the decrement cannot
- * interleave with another reservation, so stock never goes below zero.
+ * reserve/release/commit each run atomically in a SAVEPOINT of a group-committed transaction
+ * (group-commit.ts: the reservations of many orders share one COMMIT and one fsync), one
+ * after another on the file's one connection: the availability check and the decrement
+ * cannot interleave with another reservation, so stock never goes below zero. Each resolves
+ * once its batch is durable.
  */
 import path from 'node:path';
 import type Database from 'better-sqlite3';
@@ -15,6 +17,7 @@ import { KindredError } from '../../errors.js';
 import type { BookRecord, BookStore, ReservationLine, ReserveOutcome, StoredBook } from '../../store/books/storage.js';
 import { mergeLines, outcomeOf } from '../../store/books/stock-lines.js';
 import { jsonList, read, storageError, write } from './common.js';
+import { GroupCommit } from './group-commit.js';
 import { openServiceDb, type ServiceDb, type ServiceDbOptions } from './store-db.js';
 
 export const BOOKS_DB_VERSION = 1;
@@ -108,10 +111,13 @@ export class SqliteBookStore implements BookStore {
    * visible share of the server's CPU under the orders bench.
    */
   private readonly stock: ReturnType<typeof prepareStock>;
+  /** the reservation writes of many orders in one transaction and one fsync */
+  private readonly group: GroupCommit;
 
   private constructor(private readonly ctx: ServiceDb) {
     this.manyById = ctx.db.prepare<[string], BookRow>(`${SELECT} WHERE b.book_id IN (SELECT value FROM json_each(?))`);
     this.stock = prepareStock(ctx.db);
+    this.group = new GroupCommit(ctx);
   }
 
   static open(dataDir: string, opts: ServiceDbOptions = {}): SqliteBookStore {
@@ -219,25 +225,26 @@ export class SqliteBookStore implements BookStore {
   }
 
   reserve(orderId: string, lines: ReservationLine[]): Promise<ReserveOutcome> {
-    return write(this.ctx, () => this.stock.reserve.immediate(orderId, mergeLines(lines), Date.now()));
+    return this.group.run(() => this.stock.reserve(orderId, mergeLines(lines), Date.now()));
   }
 
   release(orderId: string): Promise<boolean> {
-    return write(this.ctx, () => this.stock.release.immediate(orderId, Date.now()));
+    return this.group.run(() => this.stock.release(orderId, Date.now()));
   }
 
   commit(orderId: string): Promise<boolean> {
-    return write(this.ctx, () => this.stock.commit.immediate(orderId, Date.now()));
+    return this.group.run(() => this.stock.commit(orderId, Date.now()));
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.group.close();
     return this.ctx.close().catch((err: unknown) => {
       throw storageError(err);
     });
   }
 }
 
-/** The stock statements and the three reservation transactions (each run IMMEDIATE: see the file comment). */
+/** The stock statements and the three reservation writes (each atomic in a group-commit savepoint: see the file comment). */
 function prepareStock(db: Database.Database) {
   const reservation = db.prepare<[string], { status: string; lines: string; failed_book: string | null }>(
     'SELECT status, lines, failed_book FROM stock_reservations WHERE order_id = ?',
@@ -248,7 +255,7 @@ function prepareStock(db: Database.Database) {
   const insert = db.prepare('INSERT INTO stock_reservations VALUES (?, ?, ?, ?, ?)');
   const setStatus = db.prepare('UPDATE stock_reservations SET status = ?, updated_at = ? WHERE order_id = ?');
   return {
-    reserve: db.transaction((orderId: string, merged: ReservationLine[], now: number): ReserveOutcome => {
+    reserve: (orderId: string, merged: ReservationLine[], now: number): ReserveOutcome => {
       const existing = reservation.get(orderId);
       if (existing) return outcomeOf(existing.status, existing.failed_book);
       for (const line of merged) {
@@ -261,8 +268,8 @@ function prepareStock(db: Database.Database) {
       for (const line of merged) take.run(line.quantity, line.bookId);
       insert.run(orderId, 'reserved', JSON.stringify(merged), null, now);
       return { ok: true };
-    }),
-    release: db.transaction((orderId: string, now: number): boolean => {
+    },
+    release: (orderId: string, now: number): boolean => {
       const r = reservation.get(orderId);
       if (!r) return false;
       if (r.status === 'released') return true;
@@ -270,14 +277,14 @@ function prepareStock(db: Database.Database) {
       for (const line of JSON.parse(r.lines) as ReservationLine[]) give.run(line.quantity, line.bookId);
       setStatus.run('released', now, orderId);
       return true;
-    }),
-    commit: db.transaction((orderId: string, now: number): boolean => {
+    },
+    commit: (orderId: string, now: number): boolean => {
       const r = reservation.get(orderId);
       if (!r) return false;
       if (r.status === 'committed') return true;
       if (r.status !== 'reserved') return false;
       setStatus.run('committed', now, orderId);
       return true;
-    }),
+    },
   };
 }

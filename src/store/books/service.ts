@@ -7,7 +7,7 @@
  *
  * Admin operations carry the caller's user id (`by`), checked against the AdminPolicy.
  */
-import type { Bus, Subscription } from '../../actors/bus.js';
+import { handOver, type Bus, type Subscription } from '../../actors/bus.js';
 import { KindredError } from '../../errors.js';
 import { isId, newId } from '../../ids.js';
 import type { BlobStore } from '../../storage/types.js';
@@ -91,7 +91,8 @@ export class BooksService {
   }
 
   start(): void {
-    this.sub = this.deps.bus.subscribe(SUBJECTS.books, (payload) => this.handle(payload as AnyRequest), { queue: 'books' });
+    // Every reply is built for this one request (fresh from a store read), so it is handed over, not copied (bus.ts HandOver).
+    this.sub = this.deps.bus.subscribe(SUBJECTS.books, (payload) => this.handle(payload as AnyRequest).then(handOver), { queue: 'books' });
   }
 
   stop(): void {

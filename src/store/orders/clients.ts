@@ -2,7 +2,7 @@
  * How the Orders service calls the Books and Payment services: only over the bus, with
  * the request shapes of src/store/contracts.ts.
  */
-import type { Bus } from '../../actors/bus.js';
+import { handOver, type Bus } from '../../actors/bus.js';
 import { SUBJECTS, type Book, type BooksReplies, type BooksRequest, type PaymentOutcome, type PaymentsRequest } from '../contracts.js';
 
 export class BooksClient {
@@ -12,7 +12,8 @@ export class BooksClient {
   ) {}
 
   private ask<K extends BooksRequest['op']>(req: Extract<BooksRequest, { op: K }>): Promise<BooksReplies[K]> {
-    return this.bus.request(SUBJECTS.books, req, this.timeoutMs) as Promise<BooksReplies[K]>;
+    // each request object is built for this one call: handed over, not copied (bus.ts HandOver)
+    return this.bus.request(SUBJECTS.books, handOver(req), this.timeoutMs) as Promise<BooksReplies[K]>;
   }
 
   async get(bookIds: string[]): Promise<Book[]> {
@@ -44,6 +45,6 @@ export class PaymentsClient {
   ) {}
 
   request(req: PaymentsRequest): Promise<PaymentOutcome> {
-    return this.bus.request(SUBJECTS.payments, req, this.timeoutMs) as Promise<PaymentOutcome>;
+    return this.bus.request(SUBJECTS.payments, handOver(req), this.timeoutMs) as Promise<PaymentOutcome>;
   }
 }

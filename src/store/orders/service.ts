@@ -19,7 +19,7 @@
  * transition and pushes an `order` event to the customer's open sessions.
  */
 import { createHash } from 'node:crypto';
-import type { Bus, Subscription } from '../../actors/bus.js';
+import { handOver, type Bus, type Subscription } from '../../actors/bus.js';
 import type { KindredEvent } from '../../domain/commands.js';
 import { KindredError, toKindredError } from '../../errors.js';
 import { newId } from '../../ids.js';
@@ -91,6 +91,10 @@ export interface OrdersServiceDeps {
 type StepResult = 'again' | 'rest' | OrderRecord;
 
 const RETRY_BASE_MS = 200;
+/** how many orders' last local state onPayment remembers (about a minute of orders at 500/s) */
+const RECENT_STATES_MAX = 32_768;
+/** States after which a payment webhook changes nothing: the order is paid, or past it (see onPayment). */
+const PAST_PAYMENT: readonly OrderState[] = ['paid', 'fulfilled', 'refunded'];
 const RETRY_MAX_MS = 5_000;
 const PAGE_MAX = 100;
 
@@ -122,6 +126,13 @@ export class OrdersService implements DownloadsApi {
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly background = new Set<Promise<unknown>>();
+  /**
+   * orderId → the state this node last moved the order to. States only move forward, so an
+   * order known here to be paid or past it needs nothing from a payment webhook, and the
+   * webhook that follows nearly every payment need not read the order (a read and JSON parse
+   * per order). Bounded, oldest first out; an order not in it is read as before.
+   */
+  private readonly recentStates = new Map<string, OrderState>();
 
   constructor(private readonly deps: OrdersServiceDeps) {
     this.now = deps.now ?? Date.now;
@@ -139,7 +150,9 @@ export class OrdersService implements DownloadsApi {
    */
   async start(opts: { recoverOlderThanMs?: number } = {}): Promise<{ recovered: number }> {
     const { bus } = this.deps;
-    this.subs.push(bus.subscribe(SUBJECTS.orders, (p) => this.handle(p as OrdersRequest), { queue: 'orders' }));
+    // Replies are handed over, not copied (bus.ts HandOver): each is built for its request, and
+    // the records it shares arrays with are never changed in place (a transition makes a new one).
+    this.subs.push(bus.subscribe(SUBJECTS.orders, (p) => this.handle(p as OrdersRequest).then(handOver), { queue: 'orders' }));
     this.subs.push(bus.subscribe(PAYMENT_EVENTS_SUBJECT, (p) => this.onPayment(p as PaymentEvent), { queue: 'orders' }));
     this.bookCache.start(bus);
     const recovered = await this.recover(opts.recoverOlderThanMs ?? 0);
@@ -477,12 +490,20 @@ export class OrdersService implements DownloadsApi {
   }
 
   private announce(order: OrderRecord, from: OrderState | null): void {
+    this.remember(order);
     const view = orderView(order);
     const event: OrderEvent = { type: 'order.transition', order: view, from };
     this.deps.bus.publish(SUBJECTS.orderEvents, event);
     this.deps.notify(order.customerId, { type: 'order', order: view, from });
     // Checkouts wait for the order to rest; waking them for a middle state would only re-arm their timers.
     if (isAtRest(order)) this.wake(order.orderId, order);
+  }
+
+  private remember(order: OrderRecord): void {
+    const states = this.recentStates;
+    states.delete(order.orderId); // re-inserted last: the map's order is the eviction order
+    states.set(order.orderId, order.state);
+    if (states.size > RECENT_STATES_MAX) states.delete(states.keys().next().value as string);
   }
 
   private wake(orderId: string, order?: OrderRecord): void {
@@ -493,6 +514,9 @@ export class OrdersService implements DownloadsApi {
   /** A verified webhook: moves an order waiting for its payment, or refunds a payment that came too late. */
   private async onPayment(event: PaymentEvent): Promise<void> {
     if (this.stopped) return;
+    // Paid or past it on this node: nothing below would act (no state goes back to stock_reserved, failed or cancelled).
+    const known = this.recentStates.get(event.orderId);
+    if (known && PAST_PAYMENT.includes(known)) return;
     const order = await this.deps.store.get(event.orderId);
     if (!order) return;
     // Most webhooks confirm what the synchronous answer already said: nothing to do.

@@ -5,7 +5,7 @@
  * PaymentEvent on PAYMENT_EVENTS_SUBJECT for the Orders service. It keeps no state of its
  * own: the provider is the record of payments, found again by the order's id.
  */
-import type { Bus, Subscription } from '../../actors/bus.js';
+import { handOver, type Bus, type Subscription } from '../../actors/bus.js';
 import { KindredError } from '../../errors.js';
 import { verifyWebhook } from '../../payments/webhook-signature.js';
 import { PAYMENT_EVENTS_SUBJECT, SUBJECTS, type PaymentEvent, type PaymentOutcome, type PaymentsRequest } from '../contracts.js';
@@ -48,7 +48,8 @@ export class PaymentsService {
   constructor(private readonly deps: PaymentsServiceDeps) {}
 
   start(): void {
-    this.sub = this.deps.bus.subscribe(SUBJECTS.payments, (payload) => this.handle(payload as PaymentsRequest), { queue: 'payments' });
+    // Every reply is built for this one request, so it is handed over, not copied (bus.ts HandOver).
+    this.sub = this.deps.bus.subscribe(SUBJECTS.payments, (payload) => this.handle(payload as PaymentsRequest).then(handOver), { queue: 'payments' });
   }
 
   stop(): void {
@@ -119,7 +120,7 @@ export class PaymentsService {
     this.seen.add(event.id);
     if (this.seen.size > 100_000) this.seen.delete(this.seen.values().next().value as string);
     const out: PaymentEvent = { type: 'payment.updated', orderId, outcome: outcomeOf(intent) };
-    this.deps.bus.publish(PAYMENT_EVENTS_SUBJECT, out);
+    this.deps.bus.publish(PAYMENT_EVENTS_SUBJECT, handOver(out));
     return { received: true };
   }
 }
