@@ -18,14 +18,29 @@
  * Returning copies is the mirror batch (`available = a + q IF available = a`, `DELETE hold
  * IF quantity = q`), so copies are returned at most once.
  *
- * A reservation spans several partitions (one per book), so its all-or-nothing outcome is
+ * A reservation of ONE book (most orders) lives entirely in that book's partition: the hold
+ * row carries the reservation's status, so taking the copies and recording the outcome is
+ * the one conditional batch above (hold inserted with status 'reserved'), a shortage is one
+ * `INSERT hold (status 'rejected') IF NOT EXISTS`, commit is `UPDATE hold SET status =
+ * 'committed' IF status = 'reserved'`, and release is the mirror batch (`available = a + q
+ * IF available = a`, `status = 'released' IF status = 'reserved'`). Paxos orders them all
+ * on the one partition, so a release and a commit cannot both win, and a hold is returned at
+ * most once. single_reservations (order_id → book, quantity; a plain write made before the
+ * take) tells release and commit, which get only the order id, where to look. A release
+ * that finds no hold fences the order with a 'released' row (IF NOT EXISTS), so a take that
+ * arrives later takes nothing.
+ *
+ * A reservation of several books spans several partitions, so its all-or-nothing outcome is
  * a small state machine on stock_reservations, every transition an LWT:
  *   pending ──(every line held)──▶ reserved ──▶ committed
  *      │                              └──▶ releasing ──(holds returned)──▶ released
  *      └──(a line short)──▶ rejecting ──(holds returned)──▶ rejected
  * Each step is idempotent and every operation loops "read the state with SERIAL, do the
  * next step", so a retry, a concurrent duplicate or a caller that crashed half-way is
- * finished by the next call instead of leaving copies taken.
+ * finished by the next call instead of leaving copies taken. (Its holds have no status.)
+ *
+ * An order's lines are fixed, so its reservation is one or the other; a repeat with other
+ * lines answers the outcome of the first (each path looks for the other's record first).
  */
 import { KindredError } from '../../errors.js';
 import type { BookRecord, BookStore, ReservationLine, ReserveOutcome, StoredBook } from '../../store/books/storage.js';
@@ -33,7 +48,8 @@ import { mergeLines, outcomeOf } from '../../store/books/stock-lines.js';
 import { backoff, isRetryable, isUnknownOutcome, toNum, type Row, type Session } from './client.js';
 import { openServiceKeyspace, type ServiceKeyspaceOptions } from './store-schema.js';
 
-export const BOOKS_KEYSPACE_VERSION = 1;
+/** 2: book_stock.status and single_reservations (one-book reservations in the book's partition). */
+export const BOOKS_KEYSPACE_VERSION = 2;
 
 const TABLES: Array<[string, string]> = [
   ['books', `(
@@ -44,11 +60,14 @@ const TABLES: Array<[string, string]> = [
     created_at bigint, updated_at bigint)`],
   ['books_by_isbn', `(isbn text PRIMARY KEY, book_id text)`],
   ['book_stock', `(
-    book_id text, order_id text, available int, quantity int,
+    book_id text, order_id text, available int, quantity int, status text,
     PRIMARY KEY ((book_id), order_id))`],
+  ['single_reservations', `(order_id text PRIMARY KEY, book_id text, quantity int)`],
   ['stock_reservations', `(
     order_id text PRIMARY KEY, status text, lines text, failed_book text, updated_at bigint)`],
 ];
+
+const ADDED_COLUMNS: Array<[string, string, string]> = [['book_stock', 'status', 'text']];
 
 /** Rounds of one operation before it gives up with UNAVAILABLE (each round, some competing change won). */
 const ROUNDS = 64;
@@ -91,11 +110,6 @@ const COLS = 'book_id, title, authors, isbn, description, price_cents, currency,
 export class CassandraBookStore implements BookStore {
   private readonly q: Record<string, string>;
   private readonly queues = new Map<string, Promise<void>>();
-  /**
-   * book → the `available` this process last wrote or saw: where the next take's
-   * compare-and-set starts (a hint only; the condition checks it). Bounded by the catalogue.
-   */
-  private readonly lastAvailable = new Map<string, number>();
 
   private constructor(private readonly s: Session, ks: string) {
     this.q = {
@@ -111,7 +125,11 @@ export class CassandraBookStore implements BookStore {
       isbn: `SELECT book_id, WRITETIME(book_id) AS claimed_us FROM ${ks}.books_by_isbn WHERE isbn = ?`,
       freeIsbn: `DELETE FROM ${ks}.books_by_isbn WHERE isbn = ? IF book_id = ?`,
       stock: `SELECT available FROM ${ks}.book_stock WHERE book_id = ? AND order_id = ''`,
-      stockAndHold: `SELECT order_id, available, quantity FROM ${ks}.book_stock WHERE book_id = ? AND order_id IN ('', ?)`,
+      stockAndHold: `SELECT order_id, available, quantity, status FROM ${ks}.book_stock WHERE book_id = ? AND order_id IN ('', ?)`,
+      holdSingle: `INSERT INTO ${ks}.book_stock (book_id, order_id, quantity, status) VALUES (?, ?, ?, ?) IF NOT EXISTS`,
+      moveHold: `UPDATE ${ks}.book_stock SET status = ? WHERE book_id = ? AND order_id = ? IF status = ?`,
+      indexSingle: `INSERT INTO ${ks}.single_reservations (order_id, book_id, quantity) VALUES (?, ?, ?)`,
+      single: `SELECT book_id, quantity FROM ${ks}.single_reservations WHERE order_id = ?`,
       initStock: `INSERT INTO ${ks}.book_stock (book_id, order_id, available) VALUES (?, '', ?) IF NOT EXISTS`,
       casStock: `UPDATE ${ks}.book_stock SET available = ? WHERE book_id = ? AND order_id = '' IF available = ?`,
       hold: `INSERT INTO ${ks}.book_stock (book_id, order_id, quantity) VALUES (?, ?, ?) IF NOT EXISTS`,
@@ -124,7 +142,7 @@ export class CassandraBookStore implements BookStore {
   }
 
   static async open(opts: ServiceKeyspaceOptions): Promise<CassandraBookStore> {
-    const { session, ks } = await openServiceKeyspace(opts, 'books', TABLES, BOOKS_KEYSPACE_VERSION);
+    const { session, ks } = await openServiceKeyspace(opts, 'books', TABLES, BOOKS_KEYSPACE_VERSION, ADDED_COLUMNS);
     return new CassandraBookStore(session, ks);
   }
 
@@ -363,38 +381,25 @@ export class CassandraBookStore implements BookStore {
   }
 
   /**
-   * One LWT per line in the common case: the compare-and-set starts from the stock this
-   * process saw last (or a plain read), not from a SERIAL read. That is safe because the
-   * batch's condition checks it: a stale value only makes the batch refuse, and a refused
-   * conditional batch answers the rows it checked (the current `available`, and our hold
-   * if a repeat of this order took it already), from which the next round goes on. Only an
-   * unknown outcome (timeout) sends the next round to a SERIAL read, which also completes
-   * the Paxos round in flight.
+   * One LWT per line in the common case: the compare-and-set starts from a plain read, not a
+   * SERIAL read (a Paxos round). That is safe because the batch's condition checks it: a
+   * stale value only makes the batch refuse, and a refused conditional batch answers the
+   * rows it checked (the current `available`, and our hold if a repeat of this order took it
+   * already), from which the next round goes on. Only an unknown outcome (timeout) sends the
+   * next round to a SERIAL read, which also completes the Paxos round in flight.
    */
   private async takeNow(bookId: string, orderId: string, quantity: number): Promise<boolean> {
-    // The cached value only ever leads to a compare-and-set, never to "short": a short answer
-    // comes from a read or from the refused batch's own answer.
-    const hint = this.lastAvailable.get(bookId);
-    let seen: { available: number; held: boolean } | undefined = hint !== undefined && hint >= quantity
-      ? { available: hint, held: false }
-      : this.stockState(await this.s.all(this.q.stockAndHold, [bookId, orderId]), orderId);
+    let seen: { available: number; held: boolean } | undefined = this.stockState(await this.s.all(this.q.stockAndHold, [bookId, orderId]), orderId);
     for (let round = 0; round < ROUNDS; round++) {
       seen ??= this.stockState(await this.serial(this.q.stockAndHold, [bookId, orderId]), orderId);
       if (seen.held) return true;
       const available = seen.available;
-      if (available < quantity) {
-        this.lastAvailable.set(bookId, available);
-        return false;
-      }
+      if (available < quantity) return false;
       const r = await this.casBatchRows([
         { query: this.q.casStock, params: [available - quantity, bookId, available] },
         { query: this.q.hold, params: [bookId, orderId, quantity] },
       ]);
-      if (r?.applied) {
-        this.lastAvailable.set(bookId, available - quantity);
-        return true;
-      }
-      this.lastAvailable.delete(bookId);
+      if (r?.applied) return true;
       seen = r ? this.stockState(r.rows, orderId) : undefined;
       if (r && round > 2) await backoff(round - 2);
     }
@@ -441,6 +446,18 @@ export class CassandraBookStore implements BookStore {
    */
   async reserve(orderId: string, lines: ReservationLine[]): Promise<ReserveOutcome> {
     const merged = mergeLines(lines);
+    if (merged.length === 1) {
+      // Unless this order has a several-book reservation (a repeat with other lines): answer that one.
+      const multi = (await this.s.execute(this.q.reservation, [orderId], { idempotent: true })).first();
+      if (!multi) return this.reserveSingle(orderId, merged[0]!);
+    } else {
+      const single = await this.singleOf(orderId);
+      if (single) return this.reserveSingle(orderId, single);
+    }
+    return this.reserveMulti(orderId, merged);
+  }
+
+  private async reserveMulti(orderId: string, merged: ReservationLine[]): Promise<ReserveOutcome> {
     let r: Reservation | undefined;
     const claim = await this.cas(this.q.claimReservation, [orderId, JSON.stringify(merged), Date.now()]);
     if (claim?.applied) r = { status: 'pending', lines: merged, failedBook: null };
@@ -487,6 +504,12 @@ export class CassandraBookStore implements BookStore {
   }
 
   async release(orderId: string): Promise<boolean> {
+    const single = await this.singleOf(orderId);
+    const released = single ? await this.serialised(single.bookId, () => this.releaseSingle(single.bookId, orderId)) : 'multi';
+    return released === 'multi' ? this.releaseMulti(orderId) : released;
+  }
+
+  private async releaseMulti(orderId: string): Promise<boolean> {
     for (let round = 0; round < ROUNDS; round++) {
       const r = await this.reservation(orderId);
       if (!r) return false;
@@ -516,8 +539,14 @@ export class CassandraBookStore implements BookStore {
     throw new KindredError('UNAVAILABLE', 'cassandra: the release stayed contended');
   }
 
-  /** One LWT in the common case: reserved → committed; a refused one answers the status it found. */
   async commit(orderId: string): Promise<boolean> {
+    const single = await this.singleOf(orderId);
+    if (single) return this.commitSingle(single.bookId, orderId);
+    return this.commitMulti(orderId);
+  }
+
+  /** One LWT in the common case: reserved → committed; a refused one answers the status it found. */
+  private async commitMulti(orderId: string): Promise<boolean> {
     for (let round = 0; round < ROUNDS; round++) {
       const m = await this.cas(this.q.moveReservation, ['committed', Date.now(), orderId, 'reserved']);
       let status: string | undefined;
@@ -527,6 +556,115 @@ export class CassandraBookStore implements BookStore {
       if (status === undefined) return false;
       if (status === 'committed') return true;
       if (status !== 'reserved') return false;
+    }
+    throw new KindredError('UNAVAILABLE', 'cassandra: the commit stayed contended');
+  }
+
+  // ── one-book reservations: the hold row is the reservation ───────────────────────
+
+  private async singleOf(orderId: string): Promise<ReservationLine | undefined> {
+    const r = (await this.s.execute(this.q.single, [orderId], { idempotent: true })).first();
+    return r ? { bookId: r.book_id as string, quantity: toNum(r.quantity) } : undefined;
+  }
+
+  /** The order's hold in a book's stock rows, if any: undefined status is a several-book reservation's hold. */
+  private holdOf(rows: Row[], orderId: string): { status: string | undefined; quantity: number } | undefined {
+    const h = rows.find((r) => r.order_id === orderId);
+    return h ? { status: (h.status as string | null) ?? undefined, quantity: toNum(h.quantity ?? 0) } : undefined;
+  }
+
+  /** What a one-book hold says about its reservation; 'multi' for a several-book reservation's hold (its own record answers). */
+  private holdOutcome(status: string | undefined, bookId: string): ReserveOutcome | 'multi' {
+    switch (status) {
+      case 'reserved':
+      case 'committed':
+        return { ok: true };
+      case 'rejected':
+        return { ok: false, reason: 'out_of_stock', bookId };
+      case 'released':
+        return { ok: false, reason: 'released' };
+      default:
+        return 'multi';
+    }
+  }
+
+  /**
+   * The index first (a plain write: release and commit find the book by it; the same row on
+   * every repeat), then one conditional batch takes the copies and records 'reserved'; a
+   * shortage records 'rejected'. A refused LWT answers the rows it checked, which decide
+   * the next round without a read.
+   */
+  private async reserveSingle(orderId: string, line: ReservationLine): Promise<ReserveOutcome> {
+    const { bookId, quantity } = line;
+    await this.s.execute(this.q.indexSingle, [orderId, bookId, quantity], { idempotent: true });
+    // (the several-book path runs outside this book's queue: it queues its own takes on it)
+    const outcome = await this.serialised(bookId, async (): Promise<ReserveOutcome | 'multi'> => {
+      let rows: Row[] | undefined = await this.s.all(this.q.stockAndHold, [bookId, orderId]);
+      for (let round = 0; round < ROUNDS; round++) {
+        rows ??= await this.serial(this.q.stockAndHold, [bookId, orderId]);
+        const hold = this.holdOf(rows, orderId);
+        if (hold) return this.holdOutcome(hold.status, bookId);
+        const { available } = this.stockState(rows, orderId);
+        if (available < quantity) {
+          const r = await this.cas(this.q.holdSingle, [bookId, orderId, 0, 'rejected']);
+          if (r?.applied) return { ok: false, reason: 'out_of_stock', bookId };
+          rows = r ? [r.row] : undefined;
+          continue;
+        }
+        const r = await this.casBatchRows([
+          { query: this.q.casStock, params: [available - quantity, bookId, available] },
+          { query: this.q.holdSingle, params: [bookId, orderId, quantity, 'reserved'] },
+        ]);
+        if (r?.applied) return { ok: true };
+        rows = r?.rows;
+        if (r && round > 2) await backoff(round - 2);
+      }
+      throw new KindredError('UNAVAILABLE', `cassandra: stock of ${bookId} stayed contended`);
+    });
+    return outcome === 'multi' ? this.reserveMulti(orderId, []) : outcome;
+  }
+
+  /** 'reserved' → 'released' with the copies back, in one batch; no hold yet: fence the order with a 'released' row. */
+  private async releaseSingle(bookId: string, orderId: string): Promise<boolean | 'multi'> {
+    let rows: Row[] | undefined = await this.s.all(this.q.stockAndHold, [bookId, orderId]);
+    for (let round = 0; round < ROUNDS; round++) {
+      rows ??= await this.serial(this.q.stockAndHold, [bookId, orderId]);
+      const hold = this.holdOf(rows, orderId);
+      if (!hold) {
+        const r = await this.cas(this.q.holdSingle, [bookId, orderId, 0, 'released']);
+        if (r?.applied) return true;
+        rows = r ? [r.row] : undefined;
+        continue;
+      }
+      if (hold.status === undefined) return 'multi';
+      if (hold.status !== 'reserved') return hold.status === 'released';
+      const { available } = this.stockState(rows, orderId);
+      const r = await this.casBatchRows([
+        { query: this.q.casStock, params: [available + hold.quantity, bookId, available] },
+        { query: this.q.moveHold, params: ['released', bookId, orderId, 'reserved'] },
+      ]);
+      if (r?.applied) return true;
+      rows = r?.rows;
+      if (r && round > 2) await backoff(round - 2);
+    }
+    throw new KindredError('UNAVAILABLE', `cassandra: stock of ${bookId} stayed contended`);
+  }
+
+  /** One LWT: 'reserved' → 'committed'; a refused one answers the status it found. */
+  private async commitSingle(bookId: string, orderId: string): Promise<boolean> {
+    for (let round = 0; round < ROUNDS; round++) {
+      const r = await this.cas(this.q.moveHold, ['committed', bookId, orderId, 'reserved']);
+      if (r?.applied) return true;
+      // Refused: its answer has the status; a refusal without one (no hold row, or a several-book
+      // hold) or an unknown outcome is decided from a SERIAL read.
+      let status = (r?.row?.status as string | null | undefined) ?? undefined;
+      if (status === undefined) {
+        const hold = this.holdOf(await this.serial(this.q.stockAndHold, [bookId, orderId]), orderId);
+        if (!hold) return false;
+        if (hold.status === undefined) return this.commitMulti(orderId);
+        status = hold.status;
+      }
+      if (status !== 'reserved') return status === 'committed';
     }
     throw new KindredError('UNAVAILABLE', 'cassandra: the commit stayed contended');
   }
