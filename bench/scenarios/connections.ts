@@ -1,15 +1,21 @@
 /**
  * connections: N authenticated idle sessions per target (one user each), opened by
  * the load-generator workers `--concurrency` at a time. Reports the connect + login
- * rate and latency (TCP connect, STARTTLS, SASL PLAIN, bind and presence for XMPP;
- * connect and token auth for the native protocol) and the server process's RSS
- * growth per session: (RSS after - RSS before) / sessions, each read after a settle
- * of --settle seconds. No forced GC, for any target (Kindred's `idle` scenario has one).
+ * rate and latency (TCP connect, STARTTLS, SASL, bind and presence for XMPP; connect
+ * and token auth for the native protocol), the CPU per login of the server (its own
+ * process and its children: Kindred's TLS front) and of the load generators, which
+ * share the machine and so cap the rate too, and the server process's RSS growth per
+ * session: (RSS after - RSS before) / sessions, each read after a settle of --settle
+ * seconds. No forced GC, for any target (Kindred's `idle` scenario has one).
+ *
+ * XMPP SASL: `--sasl scram` (the default here; what real clients do, and the server's
+ * cost then does not depend on the account's password-hash cost, which the bench config
+ * makes nearly free for setup's sake) or `--sasl plain` (PLAIN where offered).
  */
 import type { Options } from '../lib/args.js';
 import { Fleet } from '../lib/fleet.js';
 import { log, ms, sleep } from '../lib/report.js';
-import { machineInfo, ProcSampler, procSnapshot, round, summarizeSamples, type Sample } from '../lib/proc.js';
+import { descendants, machineInfo, ProcSampler, procSnapshot, round, summarizeSamples, type Sample } from '../lib/proc.js';
 import { machineLine, printSideBySide, processSeries, writeRun } from '../lib/output.js';
 import { parseProtocol } from '../lib/sessions.js';
 import { gitInfo } from '../lib/server.js';
@@ -27,7 +33,10 @@ export async function connections(o: Options): Promise<void> {
   const workers = o.num('workers', 2);
   const { setupConcurrency, outDir, entry, keepData, serverConfig } = scenarioFlags(o);
   const prosodyArchive = o.str('prosody-archive', 'sql', ['sql', 'memory'] as const);
+  const sasl = o.str('sasl', 'scram', ['scram', 'plain'] as const);
   o.checkUnknown();
+  // the workers read it from their environment (bench/lib/xmpp-client.ts)
+  process.env.BENCH_XMPP_SASL = sasl;
   if (protocol.startsWith('native') && !onlyKindred) throw new Error(`--protocol ${protocol} is Kindred's own; compare servers with --protocol xmpp-tcp or xmpp-ws`);
   if (targets.includes('kindred')) warnIfStale(entry);
   const machine = machineInfo();
@@ -46,9 +55,12 @@ export async function connections(o: Options): Promise<void> {
         const sampler = new ProcSampler(target.pid, 1000, fleet.pids).start();
         await sleep(settle * 1000);
         const before = procSnapshot(target.pid);
+        const cpuBefore = cpuSplit(target.pid, fleet.pids);
         log(`RSS before ${round(before.rssKiB / 1024, 1)} MiB; opening ${n} ${protocol} sessions, ${concurrency} at a time`);
         const connect = await fleet.connect(concurrency);
-        log(`connected ${connect.ok} in ${round(connect.seconds, 1)} s; settling ${settle} s`);
+        const cpuAfter = cpuSplit(target.pid, fleet.pids);
+        const cpu = perLogin(cpuBefore, cpuAfter, connect.ok);
+        log(`connected ${connect.ok} in ${round(connect.seconds, 1)} s; CPU ms per login: server ${cpu.serverMs} (main process ${cpu.serverMainMs}, children ${cpu.serverChildrenMs}), load generators ${cpu.loadGenMs}; settling ${settle} s`);
         await sleep(settle * 1000);
         const after = procSnapshot(target.pid);
         sampler.stop();
@@ -62,6 +74,7 @@ export async function connections(o: Options): Promise<void> {
           rssKiB: { before: before.rssKiB, after: after.rssKiB },
           kibPerSession: round((after.rssKiB - before.rssKiB) / Math.max(1, connect.ok), 2),
           serverCpuSecondsConnecting: round(after.cpuSeconds - before.cpuSeconds, 2),
+          cpuMsPerLogin: cpu,
           contention: summarizeSamples(samples),
           samples,
           serverLog: target.problems(),
@@ -77,7 +90,7 @@ export async function connections(o: Options): Promise<void> {
       failed.push({ target: name, error });
     }
   }
-  const header = ['target', 'protocol', 'sessions', 'failed', 'connect+login/s', 'p50', 'p99', 'RSS before', 'RSS after', 'KiB per session'];
+  const header = ['target', 'protocol', 'sessions', 'failed', 'connect+login/s', 'p50', 'p99', 'server CPU ms/login', 'load-gen CPU ms/login', 'RSS before', 'RSS after', 'KiB per session'];
   const rows = runs.map((r) => [
     r.version,
     r.protocol,
@@ -86,6 +99,8 @@ export async function connections(o: Options): Promise<void> {
     String(r.connect.perSecond),
     ms(r.connect.latencyMs.p50),
     ms(r.connect.latencyMs.p99),
+    String(r.cpuMsPerLogin.serverMs),
+    String(r.cpuMsPerLogin.loadGenMs),
     `${round(r.rssKiB.before / 1024, 1)} MiB`,
     `${round(r.rssKiB.after / 1024, 1)} MiB`,
     String(r.kibPerSession),
@@ -101,6 +116,7 @@ export async function connections(o: Options): Promise<void> {
       ['failures', JSON.stringify(r.connect.failures)],
       ['RSS per session', `${r.kibPerSession} KiB (${round(r.rssKiB.before / 1024, 1)} → ${round(r.rssKiB.after / 1024, 1)} MiB)`],
       ['server CPU while connecting', `${r.serverCpuSecondsConnecting} s`],
+      ['CPU per login', `server ${r.cpuMsPerLogin.serverMs} ms (main process ${r.cpuMsPerLogin.serverMainMs}, child processes such as the TLS front ${r.cpuMsPerLogin.serverChildrenMs}); load generators ${r.cpuMsPerLogin.loadGenMs} ms`],
       ['load generators / other tenants', `${r.contention.loadGenCores} / ${r.contention.otherCores} cores`],
     ],
     throughput: [],
@@ -112,7 +128,7 @@ export async function connections(o: Options): Promise<void> {
     scenario: 'connections',
     startedAt: new Date().toISOString(),
     argv: process.argv.slice(2),
-    params: { targets, protocol, connections: n, concurrency, settle, workers },
+    params: { targets, protocol, connections: n, concurrency, settle, workers, sasl },
     machine,
     git: gitInfo(),
     table: { header, rows },
@@ -120,4 +136,39 @@ export async function connections(o: Options): Promise<void> {
     runs,
   }, { title, command: `npm run bench -- ${process.argv.slice(2).join(' ')}`, machine: machineLine(machine), table: { header, rows }, sections });
   log(`wrote ${files.json} and ${files.html}`);
+}
+
+interface CpuSplit {
+  serverMain: number;
+  serverChildren: number;
+  loadGen: number;
+}
+
+/**
+ * CPU seconds so far of the server's own process, of its child processes (Kindred's TLS
+ * front does the TLS handshakes), and of the load generators. The generators share the
+ * machine with the server, so a costly client caps the login rate as surely as the server.
+ */
+function cpuSplit(serverPid: number, loadGenPids: number[]): CpuSplit {
+  const sum = (pids: number[]) =>
+    pids.reduce((a, pid) => {
+      try {
+        return a + procSnapshot(pid).cpuSeconds;
+      } catch {
+        return a; // exited meanwhile
+      }
+    }, 0);
+  const all = procSnapshot(serverPid).cpuSeconds;
+  // procSnapshot(child) includes the child's own descendants: count direct children only
+  const below = descendants(serverPid);
+  const grandchildren = new Set(below.flatMap((pid) => descendants(pid)));
+  const children = sum(below.filter((pid) => !grandchildren.has(pid)));
+  return { serverMain: all - children, serverChildren: children, loadGen: sum(loadGenPids) };
+}
+
+function perLogin(before: CpuSplit, after: CpuSplit, logins: number): { serverMs: number; serverMainMs: number; serverChildrenMs: number; loadGenMs: number } {
+  const ms = (k: keyof CpuSplit) => round(((after[k] - before[k]) * 1000) / Math.max(1, logins), 3);
+  const serverMainMs = ms('serverMain');
+  const serverChildrenMs = ms('serverChildren');
+  return { serverMs: round(serverMainMs + serverChildrenMs, 3), serverMainMs, serverChildrenMs, loadGenMs: ms('loadGen') };
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 )
 
@@ -79,7 +78,7 @@ func (l *link) readLoop() {
 	for {
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			// Kindred closed the link (it stopped, or died): every client connection goes with us.
-			os.Exit(0)
+			exit(0)
 		}
 		n := binary.BigEndian.Uint32(hdr[0:4])
 		if n < 5 || n > maxLinkFrame {
@@ -87,7 +86,7 @@ func (l *link) readLoop() {
 		}
 		payload := make([]byte, n-5) // exact size: it may sit in a client's queue a while
 		if _, err := io.ReadFull(br, payload); err != nil {
-			os.Exit(0)
+			exit(0)
 		}
 		l.dispatch(hdr[4], binary.BigEndian.Uint32(hdr[5:9]), payload)
 	}

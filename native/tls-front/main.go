@@ -19,15 +19,24 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 )
 
 const version = "1"
 
+// stopProfile flushes the CPU profile, if one is being taken, before the process exits.
+var stopProfile = func() {}
+
+func exit(code int) {
+	stopProfile()
+	os.Exit(code)
+}
+
 func fatal(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "kindred-tls-front: "+format+"\n", args...)
-	os.Exit(1)
+	exit(1)
 }
 
 func main() {
@@ -48,6 +57,17 @@ func main() {
 			debug.FreeOSMemory()
 		}
 	}()
+	// KINDRED_FRONT_CPUPROFILE=FILE: a Go CPU profile of this process, written when Kindred
+	// closes the link (for finding where a handshake's time goes; `go tool pprof FILE`)
+	if path := os.Getenv("KINDRED_FRONT_CPUPROFILE"); path != "" {
+		if out, err := os.Create(path); err == nil && pprof.StartCPUProfile(out) == nil {
+			stopProfile = func() { pprof.StopCPUProfile(); out.Close() }
+			// Kindred stops us with SIGTERM right after closing the link: flush first
+			term := make(chan os.Signal, 1)
+			signal.Notify(term, syscall.SIGTERM)
+			go func() { <-term; exit(0) }()
+		}
+	}
 	f := os.NewFile(3, "kindred-link")
 	if f == nil {
 		fatal("no link on fd 3: Kindred starts this program, it is not run by hand")

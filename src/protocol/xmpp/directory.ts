@@ -27,6 +27,11 @@ export class UserDirectory {
     this.idByName.set(username, userId);
   }
 
+  /** A pair the caller knows to be right (the account SASL just authenticated by that name). */
+  learn(userId: string, username: string): void {
+    this.remember(userId, username);
+  }
+
   /** The userId of a username, or undefined if there is no such account. */
   async userIdOf(asker: Principal, username: string): Promise<string | undefined> {
     const cached = this.idByName.get(username);

@@ -101,8 +101,14 @@ export const saslModule: XmppModule = {
       failure(session, 'temporary-auth-failure');
     };
 
-    const succeed = async (session: XmppSession, principal: Principal, authcid: string, additional?: string) => {
-      const username = (await ctx.directory.usernameOf(principal, principal.userId)) ?? authcid;
+    /**
+     * `authcid` is the name the account was found by, normalized the way the domain does
+     * (trimmed, lower case; accounts are stored so), so it is the account's username: no
+     * lookup per login, and the directory learns it for the roster and presence that follow.
+     */
+    const succeed = (session: XmppSession, principal: Principal, authcid: string, additional?: string) => {
+      const username = authcid.trim().toLowerCase();
+      ctx.directory.learn(principal.userId, username);
       if (session.isClosed) return;
       // SASL is over for this stream (RFC 6120 §6.4.6: no second authentication): drop its state.
       state.delete(session);
