@@ -23,6 +23,10 @@ import { freeze } from '../helpers/cassandra.js';
 import { covered, startClusterNode, startClusterServices, waitFor, type ClusterNode } from '../helpers/cluster.js';
 import { api, likeEachOther, usersWithProfiles, type TestUser } from '../helpers/server.js';
 import { xml, xmppLogin, type XClient } from '../xmpp/helpers.js';
+import { failOnLingeringHandles } from '../helpers/exit-watch.js';
+
+// first, so its teardown runs last: a socket or timer left after the teardowns fails the file with a report
+failOnLingeringHandles(t);
 
 // generous: a Cassandra (re)start takes ~15 s on a quiet machine and over a minute on a loaded one
 t.setTimeout(480_000);

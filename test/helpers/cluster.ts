@@ -15,6 +15,7 @@ import { startNats, type NatsServer } from './nats.js';
 import { startCassandra, type TestCassandra } from './cassandra.js';
 import { startS3, type S3Server } from './s3.js';
 import { sleep } from './async.js';
+import { nameService } from './exit-watch.js';
 import { testConfig } from './server.js';
 
 type Teardown = { teardown(fn: () => unknown): void; comment(...msg: unknown[]): void };
@@ -40,6 +41,10 @@ export async function startClusterServices(
   t.comment(`Cassandra up after ${cassandra.startSeconds.toFixed(1)} s`);
   const s3 = await startS3();
   t.teardown(() => s3.close());
+  // so that a leaked socket is reported by what it connects to (exit-watch.ts)
+  nameService(nats.port, 'nats-server');
+  nameService(cassandra.port, 'cassandra CQL');
+  nameService(s3.port, 'versitygw S3');
   return { nats, cassandra, s3, tokenSecret: randomBytes(32).toString('hex'), keyspace: `kindred_${name}_${process.pid}`, bucket: `kindred-${name}` };
 }
 
@@ -74,6 +79,9 @@ export async function startClusterNode(
   } as Parameters<typeof testConfig>[1]);
   const bus = opts.ownBus ? await NatsBus.connect({ servers: [svc.nats.url], name: id, reconnectWaitMs: 100 }) : undefined;
   const node = await startNode(config, opts.log ?? createLogger('silent'), bus ? { bus } : {});
+  nameService(node.httpPort, `kindred ${id} http/ws`);
+  nameService(node.tcpPort, `kindred ${id} native tcp`);
+  nameService(node.xmppPort, `kindred ${id} xmpp`);
   let stopped: Promise<void> | undefined;
   const cn: ClusterNode = {
     id,

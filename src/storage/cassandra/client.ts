@@ -6,6 +6,7 @@
  */
 import cassandra from 'cassandra-driver';
 import { KindredError } from '../../errors.js';
+import { DriverWorkarounds } from './driver-workarounds.js';
 
 const { Client, errors, types } = cassandra;
 
@@ -61,6 +62,7 @@ export class Session {
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly limiter: Limiter;
   private lastNudge = 0;
+  private workarounds: DriverWorkarounds | undefined;
 
   constructor(opts: SessionOptions) {
     const readTimeout = opts.readTimeoutMs ?? 5000;
@@ -87,19 +89,8 @@ export class Session {
   }
 
   async connect(): Promise<void> {
-    // cassandra-driver 4.x: after every node was down, the control connection re-resolves the
-    // contact points and replaces their Host objects without shutting the old ones down; their
-    // pools then retry forever (and their timers keep the process alive after close()). Shut
-    // such a replaced host down here. (A host the cluster really removed is shut down by the
-    // driver itself and is no longer in the map.)
-    this.client.on('hostRemove', (old: cassandra.Host) => {
-      const current = this.client.hosts.get(old.address);
-      if (current && current !== old) {
-        void Promise.resolve()
-          .then(() => (old as unknown as { shutdown(waitForPending: boolean): Promise<void> }).shutdown(false))
-          .catch(() => undefined);
-      }
-    });
+    // cassandra-driver 4.x after an outage: pools left reconnecting forever, a crash (see the file)
+    this.workarounds = new DriverWorkarounds(this.client);
     try {
       await this.client.connect();
     } catch (err) {
@@ -219,7 +210,9 @@ export class Session {
     this.closing ??= (async () => {
       this.closed = true;
       while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      this.workarounds?.beginClose();
       await this.client.shutdown();
+      this.workarounds?.afterShutdown();
     })();
     return this.closing;
   }
