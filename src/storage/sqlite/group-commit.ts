@@ -1,5 +1,5 @@
 /**
- * Group commit for the book-store service files (orders.db, books.db, customers.db): many
+ * Group commit for the book-store service files (orders.db, books.db): many
  * small writes from different orders share one SQLite transaction and one WAL fsync.
  *
  * A settlement makes about six small writes (four order transitions, a stock reservation

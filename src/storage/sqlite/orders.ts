@@ -1,7 +1,8 @@
 /**
  * The Orders service's embedded store: its own file `<dataDir>/store/orders.db`.
  *
- * orders            (order_id) — current state, version, pending flag, the order as JSON
+ * orders            (order_id) — current state, version, pending flag, reason and fulfilment;
+ *                   the order as JSON as it was created (its lines, prices and address never change)
  * order_transitions (order_id, seq) — append-only log, one row per state change
  * order_keys        (customer_id, idempotency_key) — the checkout idempotency claims
  * carts             (customer_id, book_id, format)
@@ -30,7 +31,8 @@ import { read } from './common.js';
 import { GroupCommit } from './group-commit.js';
 import { openServiceDb, type ServiceDb, type ServiceDbOptions } from './store-db.js';
 
-export const ORDERS_DB_VERSION = 1;
+/** 2: reason and fulfilment columns (a transition no longer rewrites the order's JSON) */
+export const ORDERS_DB_VERSION = 2;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS orders (
@@ -39,8 +41,10 @@ CREATE TABLE IF NOT EXISTS orders (
   state       TEXT NOT NULL,
   version     INTEGER NOT NULL,
   pending     INTEGER NOT NULL,
-  doc         TEXT NOT NULL,   -- the OrderRecord as JSON (state, version, pending as in the columns)
-  updated_at  INTEGER NOT NULL
+  doc         TEXT NOT NULL,   -- the OrderRecord as JSON as created; the columns override what changes
+  updated_at  INTEGER NOT NULL,
+  reason      TEXT,            -- these two are current; doc holds their values at creation
+  fulfilment  TEXT             -- JSON
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (customer_id, order_id);
 CREATE INDEX IF NOT EXISTS orders_pending ON orders (pending, updated_at) WHERE pending = 1;
@@ -93,11 +97,41 @@ interface OrderRow {
   pending: number;
   doc: string;
   updated_at: number;
+  reason: string | null;
+  fulfilment: string | null;
 }
+
+const ROW = 'state, version, pending, doc, updated_at, reason, fulfilment';
 
 function toRecord(row: OrderRow): OrderRecord {
   const doc = JSON.parse(row.doc) as OrderRecord;
-  return { ...doc, state: row.state, version: row.version, pending: row.pending === 1, updatedAt: row.updated_at };
+  return {
+    ...doc,
+    state: row.state,
+    version: row.version,
+    pending: row.pending === 1,
+    updatedAt: row.updated_at,
+    reason: row.reason,
+    fulfilment: row.fulfilment === null ? null : (JSON.parse(row.fulfilment) as OrderRecord['fulfilment']),
+  };
+}
+
+/**
+ * Version 1 files rewrote the whole order JSON on every transition; version 2 keeps what a
+ * transition changes in columns. A version 1 file gets the columns, filled from the JSON,
+ * and is marked version 2, so an older server refuses it rather than write JSON the columns
+ * would then contradict.
+ */
+function migrate(db: ServiceDb['db']): void {
+  db.transaction(() => {
+    const version = db.prepare('SELECT version FROM schema_version WHERE id = 1').pluck().get() as number;
+    if (version >= 2) return;
+    const columns = new Set((db.prepare('PRAGMA table_info(orders)').all() as Array<{ name: string }>).map((c) => c.name));
+    if (!columns.has('reason')) db.exec('ALTER TABLE orders ADD COLUMN reason TEXT');
+    if (!columns.has('fulfilment')) db.exec('ALTER TABLE orders ADD COLUMN fulfilment TEXT');
+    db.exec(`UPDATE orders SET reason = json_extract(doc, '$.reason'), fulfilment = json_extract(doc, '$.fulfilment')`);
+    db.prepare('UPDATE schema_version SET version = 2 WHERE id = 1').run();
+  }).immediate();
 }
 
 export class SqliteOrderStore implements OrderStore {
@@ -117,14 +151,15 @@ export class SqliteOrderStore implements OrderStore {
       clearCart: db.prepare('DELETE FROM carts WHERE customer_id = ?'),
       claim: db.prepare('INSERT OR IGNORE INTO order_keys (customer_id, idempotency_key, order_id) VALUES (?, ?, ?)'),
       keyed: db.prepare('SELECT order_id AS orderId FROM order_keys WHERE customer_id = ? AND idempotency_key = ?'),
-      insert: db.prepare('INSERT INTO orders (order_id, customer_id, state, version, pending, doc, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      get: db.prepare('SELECT state, version, pending, doc, updated_at FROM orders WHERE order_id = ?'),
-      list: db.prepare('SELECT state, version, pending, doc, updated_at FROM orders WHERE customer_id = ? AND order_id < ? ORDER BY order_id DESC LIMIT ?'),
-      update: db.prepare('UPDATE orders SET state = ?, version = ?, pending = ?, doc = ?, updated_at = ? WHERE order_id = ? AND version = ?'),
+      insert: db.prepare('INSERT INTO orders (order_id, customer_id, state, version, pending, doc, updated_at, reason, fulfilment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      get: db.prepare(`SELECT ${ROW} FROM orders WHERE order_id = ?`),
+      list: db.prepare(`SELECT ${ROW} FROM orders WHERE customer_id = ? AND order_id < ? ORDER BY order_id DESC LIMIT ?`),
+      // what a transition changes (the order's JSON stays as created: re-serialising it per transition cost more than the rest of the write)
+      update: db.prepare('UPDATE orders SET state = ?, version = ?, pending = ?, updated_at = ?, reason = ?, fulfilment = ? WHERE order_id = ? AND version = ?'),
       settle: db.prepare('UPDATE orders SET pending = 0 WHERE order_id = ? AND version = ?'),
       log: db.prepare('INSERT INTO order_transitions (order_id, seq, from_state, to_state, at, reason) VALUES (?, ?, ?, ?, ?, ?)'),
       transitions: db.prepare('SELECT order_id AS orderId, seq, from_state AS "from", to_state AS "to", at, reason FROM order_transitions WHERE order_id = ? ORDER BY seq'),
-      pending: db.prepare('SELECT state, version, pending, doc, updated_at FROM orders WHERE pending = 1 ORDER BY updated_at LIMIT ?'),
+      pending: db.prepare(`SELECT ${ROW} FROM orders WHERE pending = 1 AND updated_at < ? ORDER BY updated_at LIMIT ?`),
       addDownload: db.prepare(
         'INSERT OR IGNORE INTO downloads (token_id, order_id, customer_id, book_id, expires_at, max_uses, uses) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -157,7 +192,7 @@ export class SqliteOrderStore implements OrderStore {
           return { created: false, order: existing };
         }
         const fresh: OrderRecord = { ...order, state: 'created', version: 1, pending: true };
-        s.insert.run(fresh.orderId, fresh.customerId, 'created', 1, 1, JSON.stringify(fresh), fresh.updatedAt);
+        s.insert.run(fresh.orderId, fresh.customerId, 'created', 1, 1, JSON.stringify(fresh), fresh.updatedAt, fresh.reason, fresh.fulfilment ? JSON.stringify(fresh.fulfilment) : null);
         s.log.run(fresh.orderId, 1, null, 'created', fresh.createdAt, null);
         return { created: true, order: fresh };
       },
@@ -179,7 +214,9 @@ export class SqliteOrderStore implements OrderStore {
           fulfilment: change.fulfilment !== undefined ? change.fulfilment : current.fulfilment,
           updatedAt: change.at,
         };
-        if (s.update.run(next.state, next.version, next.pending ? 1 : 0, JSON.stringify(next), next.updatedAt, orderId, expectVersion).changes !== 1) return undefined;
+        const fulfilment = next.fulfilment ? JSON.stringify(next.fulfilment) : null;
+        const changed = s.update.run(next.state, next.version, next.pending ? 1 : 0, next.updatedAt, next.reason, fulfilment, orderId, expectVersion).changes;
+        if (changed !== 1) return undefined;
         for (const d of change.downloads ?? []) s.addDownload.run(d.tokenId, d.orderId, d.customerId, d.bookId, d.expiresAt, d.maxUses, d.uses);
         if (change.shipment) s.addShipment.run(change.shipment.trackingId, change.shipment.orderId, JSON.stringify(change.shipment));
         s.log.run(orderId, next.version, current.state, next.state, change.at, change.reason ?? null);
@@ -196,7 +233,14 @@ export class SqliteOrderStore implements OrderStore {
   }
 
   static open(dataDir: string, opts: ServiceDbOptions = {}): SqliteOrderStore {
-    return new SqliteOrderStore(openServiceDb(path.join(dataDir, 'store', 'orders.db'), DDL, ORDERS_DB_VERSION, opts));
+    const ctx = openServiceDb(path.join(dataDir, 'store', 'orders.db'), DDL, ORDERS_DB_VERSION, opts);
+    try {
+      migrate(ctx.db);
+    } catch (err) {
+      void ctx.close();
+      throw err;
+    }
+    return new SqliteOrderStore(ctx);
   }
 
   cart(customerId: string): Promise<CartLine[]> {
@@ -251,8 +295,9 @@ export class SqliteOrderStore implements OrderStore {
     return read(() => this.s.transitions.all(orderId) as TransitionRecord[]);
   }
 
-  listPending(limit: number): Promise<OrderRecord[]> {
-    return read(() => (this.s.pending.all(limit) as OrderRow[]).map(toRecord));
+  listPending(limit: number, updatedBefore = Number.MAX_SAFE_INTEGER): Promise<OrderRecord[]> {
+    // the sweeper asks every few seconds; under load most pending orders are young and in hand, not worth parsing
+    return read(() => (this.s.pending.all(updatedBefore, limit) as OrderRow[]).map(toRecord));
   }
 
   createDownload(d: DownloadRecord): Promise<void> {

@@ -177,7 +177,7 @@ export class OrdersService implements DownloadsApi {
   async recover(olderThanMs: number): Promise<number> {
     let driven = 0;
     const cutoff = this.now() - olderThanMs;
-    const pending = await this.deps.store.listPending(10_000);
+    const pending = await this.deps.store.listPending(10_000, olderThanMs > 0 ? cutoff : undefined);
     for (const o of pending) {
       if (o.updatedAt > cutoff || this.locks.has(o.orderId)) continue;
       driven++;

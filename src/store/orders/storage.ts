@@ -110,8 +110,11 @@ export interface OrderStore {
   /** Clears `pending` (the work after a terminal state is done) if the version is still `expectVersion`. */
   settle(orderId: string, expectVersion: number, at: number): Promise<boolean>;
   transitions(orderId: string): Promise<TransitionRecord[]>;
-  /** Orders with work left, oldest update first. */
-  listPending(limit: number): Promise<OrderRecord[]>;
+  /**
+   * Orders with work left, oldest update first; with `updatedBefore`, only those last updated
+   * before it (a backend may ignore it and return newer ones too: callers filter as well).
+   */
+  listPending(limit: number, updatedBefore?: number): Promise<OrderRecord[]>;
 
   /** Inserts a download link once (a repeat with the same tokenId keeps the first). */
   createDownload(d: DownloadRecord): Promise<void>;
