@@ -15,6 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { startNats } from '../helpers/nats.js';
 import { sleep } from '../helpers/async.js';
 import { PROBE_SHARDS, startProbeNode, type ProbeEvent } from './failover-fencing-node.js';
+import { failOnLingeringHandles } from '../helpers/exit-watch.js';
+
+// first, so its teardown runs last: a socket or timer left after the teardowns fails the file with a report
+failOnLingeringHandles(t);
 
 t.setTimeout(120_000);
 const HERE = dirname(fileURLToPath(import.meta.url));

@@ -13,6 +13,10 @@ import { ActorSystem, neverDelivered, type Actor } from '../../src/actors/system
 import { systemClock } from '../../src/actors/clock.js';
 import { KindredError } from '../../src/errors.js';
 import { codeOf, gate, until } from '../helpers/async.js';
+import { failOnLingeringHandles } from '../helpers/exit-watch.js';
+
+// first, so its teardown runs last: a socket or timer left after the teardowns fails the file with a report
+failOnLingeringHandles(t);
 
 type Msg = { k: 'get' } | { k: 'fail' } | { k: 'hold' };
 

@@ -20,6 +20,10 @@ import { createLogger } from '../../src/log.js';
 import { NativeClient } from '../../src/client/native.js';
 import { sleep, until } from '../helpers/async.js';
 import { likeEachOther, registerUser, setProfile, testConfig } from '../helpers/server.js';
+import { failOnLingeringHandles } from '../helpers/exit-watch.js';
+
+// first, so its teardown runs last: a socket or timer left after the teardowns fails the file with a report
+failOnLingeringHandles(t);
 
 t.test('dead nodes are reported once; the same run coming back is asked to re-attach', async (t) => {
   const bus = new LocalBus();

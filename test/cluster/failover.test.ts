@@ -33,6 +33,10 @@ import { startCassandra } from '../helpers/cassandra.js';
 import { startS3 } from '../helpers/s3.js';
 import { sleep } from '../helpers/async.js';
 import { likeEachOther, registerUser, setProfile, testConfig, type TestUser } from '../helpers/server.js';
+import { failOnLingeringHandles } from '../helpers/exit-watch.js';
+
+// first, so its teardown runs last: a socket or timer left after the teardowns fails the file with a report
+failOnLingeringHandles(t);
 
 t.setTimeout(300_000);
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');

@@ -1,5 +1,9 @@
 import t from 'tap';
 import { ownerFor, place } from '../../src/cluster/placement.js';
+import { failOnLingeringHandles } from '../helpers/exit-watch.js';
+
+// first, so its teardown runs last: a socket or timer left after the teardowns fails the file with a report
+failOnLingeringHandles(t);
 
 const N = 256;
 

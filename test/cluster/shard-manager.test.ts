@@ -9,6 +9,10 @@ import { ShardMap } from '../../src/actors/shards.js';
 import { Membership } from '../../src/cluster/membership.js';
 import { ShardManager } from '../../src/cluster/shard-manager.js';
 import { startNats } from '../helpers/nats.js';
+import { failOnLingeringHandles } from '../helpers/exit-watch.js';
+
+// first, so its teardown runs last: a socket or timer left after the teardowns fails the file with a report
+failOnLingeringHandles(t);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // ~8 s alone; more when other test files share the two cores

@@ -10,6 +10,10 @@ import t from 'tap';
 import { NativeClient } from '../../src/client/native.js';
 import { covered, startClusterNode, startClusterServices, waitFor, type ClusterNode } from '../helpers/cluster.js';
 import { api, registerUser, setProfile, type TestUser } from '../helpers/server.js';
+import { failOnLingeringHandles } from '../helpers/exit-watch.js';
+
+// first, so its teardown runs last: a socket or timer left after the teardowns fails the file with a report
+failOnLingeringHandles(t);
 
 t.setTimeout(400_000);
 

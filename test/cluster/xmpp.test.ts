@@ -14,6 +14,10 @@ import { sleep } from '../helpers/async.js';
 import { startClusterNode, startClusterServices, waitFor, type ClusterNode } from '../helpers/cluster.js';
 import { api, likeEachOther, usersWithProfiles, type TestUser } from '../helpers/server.js';
 import { xml, xmppLogin, type XClient } from '../xmpp/helpers.js';
+import { failOnLingeringHandles } from '../helpers/exit-watch.js';
+
+// first, so its teardown runs last: a socket or timer left after the teardowns fails the file with a report
+failOnLingeringHandles(t);
 
 t.setTimeout(240_000);
 

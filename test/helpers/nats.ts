@@ -24,6 +24,15 @@ export interface NatsServer {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Servers of this process. A test process that dies without its teardown (a crash, the
+ * runner's timeout) would leave them running: they are killed when it exits.
+ */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -61,6 +70,8 @@ export async function startNats(t: { teardown(fn: () => unknown): void }, opts: 
     if (opts.jetstream) args.push('-js');
     const child = spawn('nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     proc = child;
+    running.add(child);
+    child.on('exit', () => running.delete(child));
     let exited = false;
     let spawnError: Error | undefined;
     child.on('error', (err) => (spawnError = err));
