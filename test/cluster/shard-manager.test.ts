@@ -38,7 +38,7 @@ async function node(id: string): Promise<TestNode> {
     else if (prev === id) hosted.delete(s);
   });
   const membership = new Membership(bus, id);
-  const manager = new ShardManager({ nodeId: id, bus, nc: bus.nc, shards, membership, released: async () => sleep(5), bucket: 'test-leases' });
+  const manager = new ShardManager({ nodeId: id, bus, nc: bus.nc, shards, membership, released: async () => { await sleep(5); }, bucket: 'test-leases' });
   membership.start();
   await manager.start();
   return { id, bus, shards, membership, manager, hosted };
