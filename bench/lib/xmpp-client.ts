@@ -22,8 +22,7 @@
  *
  * The client's TLS is cheap on purpose, so that the generator does not cap the login
  * rate it measures: one SecureContext for every connection (building one per connection
- * cost more than the handshake), and, with `tlsResume`, the session ticket of this
- * account's previous connection (a reconnecting client), when the server issued one.
+ * cost a fifth of the client's CPU per login).
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import net from 'node:net';
@@ -55,20 +54,15 @@ export interface OpenOptions {
   timeoutMs?: number;
   /** 'scram': SCRAM-SHA-256, else SCRAM-SHA-1, else PLAIN; 'plain' (default): PLAIN where offered, else SCRAM */
   sasl?: SaslChoice;
-  /** resume this account's previous TLS session (a reconnect) when one is cached */
-  tlsResume?: boolean;
 }
 
 /**
- * Defaults for options the harness does not pass down to its workers: BENCH_XMPP_SASL
- * (plain, scram) and BENCH_XMPP_TLS_RESUME=1. The `connections` scenario sets the first
- * from its --sasl flag; workers inherit the environment.
+ * The default of `sasl`, which the harness does not pass down to its workers:
+ * BENCH_XMPP_SASL (plain, scram). The `connections` scenario sets it from its --sasl
+ * flag; workers inherit the environment.
  */
 function defaultSasl(): SaslChoice {
   return process.env.BENCH_XMPP_SASL === 'scram' ? 'scram' : 'plain';
-}
-function defaultTlsResume(): boolean {
-  return process.env.BENCH_XMPP_TLS_RESUME === '1';
 }
 
 /** One client context for every connection: certificates are not checked (self-signed servers). */
@@ -76,9 +70,6 @@ let clientContext: tls.SecureContext | undefined;
 function sharedClientContext(): tls.SecureContext {
   return (clientContext ??= tls.createSecureContext({}));
 }
-
-/** TLS sessions (tickets) by endpoint and account, for `tlsResume`. */
-const tlsSessions = new Map<string, Buffer>();
 
 /** SCRAM keys by hash, password, salt and iterations (RFC 5802 §5.1: a client may cache them). */
 const scramKeys = new Map<string, { clientKey: Buffer; storedKey: Buffer; serverKey: Buffer }>();
@@ -304,16 +295,12 @@ export class XmppSession {
           const answer = await this.next();
           if (!answer.startsWith('<proceed')) throw new XmppError('STARTTLS', `STARTTLS refused: ${answer.slice(0, 200)}`);
           raw.removeListener('data', onData);
-          const sessionKey = `${this.ep.host}:${this.ep.port}:${this.account.username}`;
-          const resume = this.opts.tlsResume ?? defaultTlsResume();
           const secure = tls.connect({
             socket: raw,
             servername: this.ep.domain,
             rejectUnauthorized: false,
             secureContext: sharedClientContext(),
-            session: resume ? tlsSessions.get(sessionKey) : undefined,
           });
-          if (resume) secure.on('session', (ticket: Buffer) => void tlsSessions.set(sessionKey, ticket));
           secure.setEncoding('utf8');
           secure.on('data', onData);
           secure.on('error', (err) => this.fail(new XmppError('TLS', err.message)));
