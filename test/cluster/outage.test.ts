@@ -119,8 +119,12 @@ async function send(from: NativeClient, to: TestUser, label: string): Promise<Ou
   }
 }
 
-/** Both clients send, alternately, every `everyMs` until stopped: the chat going on during an outage. */
-function chatter(label: string, everyMs = 50): { stop: () => Promise<Outcome[]> } {
+/**
+ * Both clients send, alternately, every `everyMs` until stopped: the chat going on during an
+ * outage. Stopped at the end of the subtest `t` in any case: a subtest that fails before its
+ * stop() would otherwise leave the loop sending forever, and the process would never exit.
+ */
+function chatter(t: { teardown(fn: () => unknown): void }, label: string, everyMs = 50): { stop: () => Promise<Outcome[]> } {
   let running = true;
   const mine: Outcome[] = [];
   const loop = (async () => {
@@ -131,13 +135,13 @@ function chatter(label: string, everyMs = 50): { stop: () => Promise<Outcome[]> 
       await sleep(everyMs);
     }
   })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return mine;
-    },
+  const stop = async () => {
+    running = false;
+    await loop;
+    return mine;
   };
+  t.teardown(stop);
+  return { stop };
 }
 
 /** Sends until a message goes through and reaches the peer on the other node. */
@@ -167,7 +171,7 @@ t.test('chat works before the outages', async (t) => {
 });
 
 t.test('a NATS restart', async (t) => {
-  const chat = chatter('nats');
+  const chat = chatter(t, 'nats');
   await sleep(400);
   const downAt = Date.now();
   await nats.stop();
@@ -232,7 +236,7 @@ t.test('a Cassandra that hangs (SIGSTOP for 8 s, then SIGCONT)', async (t) => {
 });
 
 t.test('a Cassandra outage (killed, started again on the same data)', async (t) => {
-  const chat = chatter('cassandra');
+  const chat = chatter(t, 'cassandra');
   await sleep(400);
   const downAt = Date.now();
   await cassandra.kill();

@@ -210,7 +210,8 @@ function liveTimers(): string[] {
       if (timer._destroyed || !timer.hasRef()) continue;
       const fn = timer._onTimeout;
       const name = typeof fn === 'function' ? fn.name || '(anonymous)' : String(fn);
-      const where = typeof fn === 'function' ? locate(fn, post, scripts, scratch) : '';
+      // no source: a built-in, most often a promise's resolve (`await sleep(ms)` in a loop that never ends)
+      const where = typeof fn === 'function' ? locate(fn, post, scripts, scratch) || '(built-in: a promise resolved by a timer, e.g. a sleep() in a loop still running)' : '';
       out.push(`${timer._repeat ? 'interval' : 'timeout'} of ${timer._idleTimeout} ms: ${name} ${where}`.trimEnd());
     }
     return out;
