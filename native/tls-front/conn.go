@@ -53,8 +53,6 @@ func newClientConn(l *link, ln *listener, raw *net.TCPConn) (*clientConn, error)
 	if err != nil {
 		return nil, err
 	}
-	raw.SetNoDelay(true)
-	raw.SetKeepAlivePeriod(60 * time.Second)
 	return &clientConn{l: l, ln: ln, raw: raw, rc: rc}, nil
 }
 

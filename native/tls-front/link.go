@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 )
 
@@ -52,17 +53,24 @@ func (l *link) writeLoop() {
 			fatal("writing to Kindred: %v", err)
 		}
 	}
-	for f := range l.out {
-		write(f)
-		// everything already waiting goes out with this one, in one flush
-		for more := true; more; {
+	drain := func() {
+		for {
 			select {
 			case f := <-l.out:
 				write(f)
 			default:
-				more = false
+				return
 			}
 		}
+	}
+	for f := range l.out {
+		write(f)
+		// everything already waiting goes out with this one, in one flush; and one yield
+		// first lets the other connections' goroutines that are ready to run add theirs
+		// (during a burst of logins that halves the writes here and the reads in Kindred)
+		drain()
+		runtime.Gosched()
+		drain()
 		if err := bw.Flush(); err != nil {
 			fatal("writing to Kindred: %v", err)
 		}

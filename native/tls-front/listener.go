@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -39,7 +40,10 @@ func (l *link) listen(id uint32, spec listenSpec) {
 		l.listening(id, 0, err)
 		return
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(spec.Host, strconv.Itoa(spec.Port)))
+	// Keepalive (60 s) is set on every accepted socket by the listener itself, and Go's TCP
+	// sockets have TCP_NODELAY already: no per-connection setsockopt calls for either.
+	lc := net.ListenConfig{KeepAlive: 60 * time.Second}
+	ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(spec.Host, strconv.Itoa(spec.Port)))
 	if err != nil {
 		l.listening(id, 0, err)
 		return
