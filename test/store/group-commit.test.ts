@@ -87,6 +87,7 @@ t.test('a write that throws rolls back alone; the rest of its batch stands', asy
   await t.rejects(dup, { code: 'CONFLICT' });
   await c;
   t.equal(group.stats.batches, 1, 'all four in one batch');
+  t.equal(group.stats.isolatedRuns, 1, 'run again write by write, once');
   t.same(ctx.db.prepare('SELECT k, v FROM kv ORDER BY k').all(), [
     { k: 'a', v: 1 },
     { k: 'c', v: 4 },

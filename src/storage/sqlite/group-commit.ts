@@ -15,11 +15,16 @@
  * 2. If a WAL fsync is running at flush time, the batch keeps collecting until it finishes
  *    and is committed just before the next fsync starts: committed earlier, it would have
  *    waited for that same fsync, so the latency is the same and the commits fewer.
- * 3. The batch runs in ONE IMMEDIATE transaction, each write in its own SAVEPOINT, in the
- *    order they were queued. A write that throws (a CONFLICT, a constraint) is rolled back
- *    to its savepoint alone; the others stand. Each write sees the effects of the writes
- *    before it (one connection, serial), so a check-and-decrement (stock) or a
- *    compare-and-set (an order's version) is as atomic as it was in its own transaction.
+ * 3. The batch runs in ONE IMMEDIATE transaction, its writes in the order they were queued.
+ *    Each write sees the effects of the writes before it (one connection, serial), so a
+ *    check-and-decrement (stock) or a compare-and-set (an order's version) is as atomic as
+ *    it was in its own transaction. A write that throws (a CONFLICT, a constraint) must not
+ *    leave half of itself behind, nor take the others down: the batch is rolled back and
+ *    run again with each write in its own SAVEPOINT, so the failing one is undone alone and
+ *    the others stand. Nothing was acknowledged before the first run rolled back, and a
+ *    write is a function of the database (run twice, it does the same). Savepoints are not
+ *    used on the first run because they cost more than the writes: SQLite copies every page
+ *    a savepoint touches to a statement journal first.
  * 4. Nothing is settled before the batch is durable: every promise of the batch (results
  *    and errors alike, as an error may be an answer derived from another write of the
  *    batch) settles after an fsync that started after the COMMIT. If the COMMIT or the
@@ -53,10 +58,10 @@ export class GroupCommit {
   private held = false;
   private closed = false;
   private readonly outstanding = new Set<Promise<void>>();
-  private readonly batchTx: Database.Transaction<(entries: Queued[]) => Outcome[]>;
+  private readonly batchTx: Database.Transaction<(entries: Queued[], isolated: boolean) => Outcome[]>;
   private readonly savepoint: Database.Transaction<(op: () => unknown) => unknown>;
-  /** Batches committed and writes in them (metrics, tests). */
-  readonly stats = { batches: 0, writes: 0, largestBatch: 0 };
+  /** Batches committed, writes in them, batches run again write by write (metrics, tests). */
+  readonly stats = { batches: 0, writes: 0, largestBatch: 0, isolatedRuns: 0 };
 
   constructor(
     private readonly ctx: SqliteContext,
@@ -65,10 +70,15 @@ export class GroupCommit {
     const { db } = ctx;
     // Called inside batchTx, a better-sqlite3 transaction function runs as a SAVEPOINT.
     this.savepoint = db.transaction((op: () => unknown) => op());
-    this.batchTx = db.transaction((entries: Queued[]): Outcome[] => {
+    this.batchTx = db.transaction((entries: Queued[], isolated: boolean): Outcome[] => {
       const out: Outcome[] = new Array(entries.length);
       for (let i = 0; i < entries.length; i++) {
         const entry = entries[i]!;
+        // a throw here rolls the whole batch back (see commit)
+        if (!isolated) {
+          out[i] = { entry, ok: true, value: entry.op() };
+          continue;
+        }
         try {
           out[i] = { entry, ok: true, value: this.savepoint(entry.op) };
         } catch (err) {
@@ -131,7 +141,15 @@ export class GroupCommit {
     this.queue = [];
     let outcomes: Outcome[];
     try {
-      outcomes = this.batchTx.immediate(entries);
+      try {
+        outcomes = this.batchTx.immediate(entries, false);
+      } catch (err) {
+        // Rolled back. A failing disk or lock fails the batch; a write that threw is undone alone (step 3).
+        const mapped = storageError(err);
+        if (mapped instanceof KindredError && mapped.code === 'UNAVAILABLE') throw err;
+        this.stats.isolatedRuns++;
+        outcomes = this.batchTx.immediate(entries, true);
+      }
     } catch (err) {
       // Rolled back: none of these writes happened.
       const mapped = storageError(err);

@@ -137,7 +137,8 @@ export class OrdersService implements DownloadsApi {
   constructor(private readonly deps: OrdersServiceDeps) {
     this.now = deps.now ?? Date.now;
     this.books = new BooksClient(deps.bus);
-    this.bookCache = new BookCache(this.books, 5000, this.now);
+    // 30 s: Books announces every change, so the TTL only bounds a lost event; at 5 s most lookups over a few thousand books missed
+    this.bookCache = new BookCache(this.books, 30_000, this.now);
     this.payments = new PaymentsClient(deps.bus);
   }
 
