@@ -178,14 +178,16 @@ export class BooksService {
       if (typeof q !== 'number' || !Number.isInteger(q) || q < 1 || q > MAX_QUANTITY) throw bad(`lines[${i}].quantity: must be an integer from 1 to ${MAX_QUANTITY}`);
       return { bookId, quantity: q };
     });
+    const outcome = await this.deps.store.reserve(id, parsed);
+    if (outcome.ok) return { reserved: true };
+    if (outcome.reason === 'released') throw new KindredError('CONFLICT', `the reservation of order ${id} was released`);
+    // Only a refusal needs the books themselves (an ebook-only book has no copies to reserve):
+    // reading them for every reservation was a visible share of a print order's cost.
     const books = new Map((await this.deps.store.getMany(parsed.map((l) => l.bookId))).map((b) => [b.record.bookId, b]));
     for (const l of parsed) {
       const b = books.get(l.bookId);
       if (b && !b.record.formats.includes('print')) throw bad(`lines: book ${l.bookId} is not sold in print (ebooks need no stock)`);
     }
-    const outcome = await this.deps.store.reserve(id, parsed);
-    if (outcome.ok) return { reserved: true };
-    if (outcome.reason === 'released') throw new KindredError('CONFLICT', `the reservation of order ${id} was released`);
     throw new KindredError('LIMIT_REACHED', `out of stock: ${outcome.bookId}`);
   }
 
