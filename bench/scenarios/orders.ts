@@ -8,10 +8,12 @@
  *   bulk-inserted into the Customers service's SQLite file of the running server.
  * - `kindred-cluster`: `deploy/local/up.sh --nodes` nodes (default 2) in cluster mode with
  *   a real nats-server, Cassandra and versitygw (bench/lib/targets/kindred-cluster.ts).
- *   Customers are inserted into the Customers service's Cassandra keyspace with the driver
- *   (prepared INSERTs in unlogged batches of --insert-batch, --insert-concurrency batches in
- *   flight). Checkouts alternate between
- *   the nodes; the provider's webhooks go to the node that registered last.
+ *   Customers are loaded into the Customers service's Cassandra keyspace with
+ *   --customer-loader sstables (default: SSTables written once by Cassandra's CQLSSTableWriter,
+ *   cached, and streamed in by its bulk loader) or cql (prepared INSERTs in unlogged batches
+ *   of --insert-batch, --insert-concurrency in flight); bench/scenarios/cassandra-customers.ts.
+ *   Checkouts alternate between the nodes; the provider's webhooks go to the node that
+ *   registered last.
  *
  * Data set: --customers generated customers (default 6,000,000: the seed's "6 million
  * users"; customer i has id 01900000-0000-7000-8000-<i in hex>), and --books books
@@ -30,7 +32,6 @@
  * threads' (schedstat: the event loop, which is what saturates first), per settled order.
  */
 import Database from 'better-sqlite3';
-import cassandra from 'cassandra-driver';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
@@ -44,6 +45,7 @@ import { machineInfo, procSnapshot, round } from '../lib/proc.js';
 import { fmt, log, ms, printTable, sleep, writeResult } from '../lib/report.js';
 import { gitInfo, resolveEntry, startServer } from '../lib/server.js';
 import { startKindredCluster } from '../lib/targets/kindred-cluster.js';
+import { loadCassandraCustomers } from './cassandra-customers.js';
 
 const TOKEN_SECRET = 'b'.repeat(64);
 const WEBHOOK_SECRET = 'bench-webhook-secret';
@@ -52,6 +54,13 @@ const CUSTOMERS_CREATED_AT = Date.UTC(2026, 0, 1);
 
 export function customerId(i: number): string {
   return `01900000-0000-7000-8000-${i.toString(16).padStart(12, '0')}`;
+}
+
+/** How customers are loaded into Cassandra (cluster target): bench/scenarios/cassandra-customers.ts. */
+interface CustomerLoad {
+  method: 'sstables' | 'cql';
+  concurrency: number;
+  batch: number;
 }
 
 /** What the scenario needs of the system under test, embedded or cluster. */
@@ -66,7 +75,7 @@ interface OrdersTarget {
   /** other processes of the system under test sampled too (Cassandra, NATS), by name */
   servicePids: Record<string, number>;
   /** inserts customers 0..n-1; seconds taken */
-  loadCustomers(n: number, concurrency: number, batch: number): Promise<number>;
+  loadCustomers(n: number, o: CustomerLoad): Promise<number>;
   describe: string;
   problems(): unknown;
   stop(): Promise<void>;
@@ -86,64 +95,6 @@ function generateSqliteCustomers(dataDir: string, n: number): number {
   db.pragma('wal_checkpoint(TRUNCATE)');
   db.close();
   if (count < n) throw new Error(`customers table holds ${count}, expected at least ${n}`);
-  return (performance.now() - started) / 1000;
-}
-
-/**
- * Inserts customers 0..n-1 into `<keyspace>_customers.customers` (the table the Customers
- * service created at node start) with a prepared INSERT, `concurrency` requests in flight.
- * Progress every 10 %; a sample of ids is read back to check the rows are there.
- */
-async function generateCassandraCustomers(cqlPort: number, keyspace: string, n: number, concurrency: number, batch: number): Promise<number> {
-  const started = performance.now();
-  const client = new cassandra.Client({
-    contactPoints: [`127.0.0.1:${cqlPort}`],
-    localDataCenter: 'datacenter1',
-    pooling: { coreConnectionsPerHost: { [cassandra.types.distance.local]: 2 } },
-    socketOptions: { readTimeout: 60_000 },
-  });
-  await client.connect();
-  try {
-    const ks = `${keyspace}_customers`;
-    const query = `INSERT INTO ${ks}.customers (customer_id, name, default_address_id, created_at, updated_at) VALUES (?, ?, null, ?, ?)`;
-    let next = 0;
-    let done = 0;
-    let reported = 0;
-    const worker = async () => {
-      while (next < n) {
-        const from = next;
-        const to = Math.min(n, from + batch);
-        next = to;
-        // An unlogged batch of `batch` rows (each its own partition): on one node the coordinator
-        // is the only replica, so this saves requests without a batch log; 10 stays under
-        // Cassandra's multi-partition batch warning.
-        const queries = [];
-        for (let i = from; i < to; i++) queries.push({ query, params: [customerId(i), `Customer ${i}`, CUSTOMERS_CREATED_AT, CUSTOMERS_CREATED_AT] });
-        for (let attempt = 0; ; attempt++) {
-          try {
-            await client.batch(queries, { prepare: true, logged: false, isIdempotent: true });
-            break;
-          } catch (err) {
-            if (attempt >= 8) throw err;
-            await sleep(100 * 2 ** attempt);
-          }
-        }
-        done += to - from;
-        if (done - reported >= n / 10) {
-          reported = done;
-          const s = (performance.now() - started) / 1000;
-          log(`  customers: ${done.toLocaleString('en')} of ${n.toLocaleString('en')} in ${s.toFixed(0)} s (${Math.round(done / s).toLocaleString('en')}/s)`);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: concurrency }, worker));
-    for (const i of [0, Math.floor(n / 2), n - 1]) {
-      const row = (await client.execute(`SELECT name FROM ${ks}.customers WHERE customer_id = ?`, [customerId(i)], { prepare: true })).first();
-      if (!row || row.name !== `Customer ${i}`) throw new Error(`customer ${i} was not stored`);
-    }
-  } finally {
-    await client.shutdown();
-  }
   return (performance.now() - started) / 1000;
 }
 
@@ -220,7 +171,12 @@ async function clusterTarget(providerUrl: string, o: { nodes: number; keepData: 
     tokenSecretHex: env.TOKEN_SECRET!,
     serverPids,
     servicePids,
-    loadCustomers: (n, concurrency, batch) => generateCassandraCustomers(Number(env.CQL_PORT), 'kindred', n, concurrency, batch),
+    loadCustomers: async (n, load) => {
+      const cqlPort = Number(env.CQL_PORT);
+      const rows = { id: customerId, name: (i: number) => `Customer ${i}`, createdAt: CUSTOMERS_CREATED_AT };
+      const r = await loadCassandraCustomers({ cqlPort, storagePort: cqlPort + 10_000, keyspace: 'kindred', rows, n, ...load });
+      return r.seconds;
+    },
     describe: handle.version,
     problems: () => handle.problems(),
     stop: () => handle.stop(),
@@ -274,6 +230,7 @@ export async function orders(o: Options): Promise<void> {
   const targetName = o.str('target', 'kindred', ['kindred', 'kindred-cluster'] as const);
   const nodes = o.num('nodes', 2);
   const customerCount = o.num('customers', 6_000_000);
+  const customerLoader = o.str('customer-loader', 'sstables', ['sstables', 'cql'] as const);
   const insertConcurrency = o.num('insert-concurrency', 64);
   const insertBatch = Math.max(1, o.num('insert-batch', 10));
   const bookCount = o.num('books', 2000);
@@ -312,7 +269,7 @@ export async function orders(o: Options): Promise<void> {
         : await clusterTarget(provider.url, { nodes, keepData, poolSize, serverConfig });
     const t = target;
     log(`data set: ${customerCount.toLocaleString('en')} customers (bulk insert)…`);
-    const customerSeconds = await t.loadCustomers(customerCount, insertConcurrency, insertBatch);
+    const customerSeconds = await t.loadCustomers(customerCount, { method: customerLoader, concurrency: insertConcurrency, batch: insertBatch });
     log(`  ${customerCount.toLocaleString('en')} customers in ${customerSeconds.toFixed(1)} s (${Math.round(customerCount / customerSeconds).toLocaleString('en')}/s)`);
 
     const base0 = t.bases[0]!;

@@ -167,3 +167,34 @@ t.test('one-book reservations: a release before the take fences the order; relea
   const sold = raced.filter((r) => r.committed).length;
   t.equal((await books.get(b.bookId))?.stock, 3 - sold, 'the released copies are back, the committed ones sold');
 });
+
+t.test('keyspaces made by version 1 are migrated: the added columns appear, orders and reservations work', async (t) => {
+  const s = (orders as unknown as { s: Session }).s;
+  const ddl = { unprepared: true, idempotent: true, readTimeoutMs: 30_000 } as const;
+  // Version 1's tables, as version 1 created them (without order_keys.doc, book_stock.status).
+  for (const [ks, tables] of [
+    ['kmig_orders', ['order_keys (customer_id text, idempotency_key text, order_id text, request_hash text, PRIMARY KEY ((customer_id, idempotency_key)))']],
+    ['kmig_books', ['book_stock (book_id text, order_id text, available int, quantity int, PRIMARY KEY ((book_id), order_id))']],
+  ] as const) {
+    await s.execute(`CREATE KEYSPACE IF NOT EXISTS ${ks} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`, [], ddl);
+    await s.execute(`CREATE TABLE IF NOT EXISTS ${ks}.schema_version (id int PRIMARY KEY, version int, applied_at bigint)`, [], ddl);
+    for (const table of tables) await s.execute(`CREATE TABLE IF NOT EXISTS ${ks}.${table}`, [], ddl);
+    await s.execute(`INSERT INTO ${ks}.schema_version (id, version, applied_at) VALUES (1, 1, 0)`, [], ddl);
+  }
+  const mOrders = await CassandraOrderStore.open({ ...opts, keyspace: 'kmig' });
+  const mBooks = await CassandraBookStore.open({ ...opts, keyspace: 'kmig' });
+  try {
+    const { created, order } = await mOrders.create(sampleOrder(newId(), 'k'));
+    t.ok(created, 'an order is created in the migrated keyspace');
+    t.equal((await mOrders.get(order.orderId))?.state, 'created');
+    const b = record({ formats: ['print'] });
+    await mBooks.create(b, 2);
+    t.same(await mBooks.reserve(order.orderId, [{ bookId: b.bookId, quantity: 1 }]), { ok: true }, 'a one-book reservation in the migrated keyspace');
+    t.equal(await mBooks.commit(order.orderId), true);
+    const v = await s.execute(`SELECT version FROM kmig_orders.schema_version WHERE id = 1`, [], { serial: true });
+    t.equal(v.first()?.version, 2, 'the recorded version moved to 2');
+  } finally {
+    await mOrders.close();
+    await mBooks.close();
+  }
+});
