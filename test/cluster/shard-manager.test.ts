@@ -66,12 +66,23 @@ function coverage(nodes: TestNode[]): { covered: number; overlap: number } {
 
 t.test('three managers: split, clean stop, cut-off node fences itself', async (t) => {
   const nodes = await Promise.all(['n1', 'n2', 'n3'].map(node));
+  // The nodes stop side by side; a stop that does not finish within 20 s fails the test by
+  // name (once a CI run's teardown hung until the file timeout, with nothing to go on).
   t.teardown(async () => {
-    for (const n of nodes) {
-      n.membership.stop();
-      await n.manager.stop();
-      await n.bus.close();
-    }
+    const bounded = async (what: string, step: () => Promise<void>): Promise<void> => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(what), 20_000)));
+      const hung = await Promise.race([step().then(() => undefined, () => undefined), late]);
+      clearTimeout(timer);
+      if (hung) t.fail(`${hung} did not finish within 20 s`);
+    };
+    await Promise.all(
+      nodes.map(async (n) => {
+        n.membership.stop();
+        await bounded(`${n.id}: manager.stop()`, () => n.manager.stop());
+        await bounded(`${n.id}: bus.close()`, () => n.bus.close());
+      }),
+    );
   });
   await until(
     () => nodes.every((n) => n.manager.isReady() && n.membership.members().length === 3 && n.hosted.size > 0) && coverage(nodes).covered === SHARDS && coverage(nodes).overlap === 0,
