@@ -38,13 +38,19 @@ function dir(): string {
 
 const DDL = 'CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;';
 
-t.test('writes issued together share a batch, run in order, and resolve after an fsync that followed the commit', async (t) => {
-  const ctx = openServiceDb(path.join(dir(), 'kv.db'), DDL, 1, { fsync: true });
+/** A fresh kv file and its group commit, both closed in the test's teardown. */
+function openKv(t: { teardown(fn: () => unknown): void }, fsync: boolean) {
+  const ctx = openServiceDb(path.join(dir(), 'kv.db'), DDL, 1, { fsync });
   const group = new GroupCommit(ctx);
   t.teardown(async () => {
     await group.close();
     await ctx.close();
   });
+  return { ctx, group };
+}
+
+t.test('writes issued together share a batch, run in order, and resolve after an fsync that followed the commit', async (t) => {
+  const { ctx, group } = openKv(t, true);
   const insert = ctx.db.prepare('INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v');
   const get = ctx.db.prepare('SELECT v FROM kv WHERE k = ?').pluck();
   const syncsAtCommit: number[] = [];
@@ -67,12 +73,7 @@ t.test('writes issued together share a batch, run in order, and resolve after an
 });
 
 t.test('a write that throws rolls back alone; the rest of its batch stands', async (t) => {
-  const ctx = openServiceDb(path.join(dir(), 'kv.db'), DDL, 1, { fsync: false });
-  const group = new GroupCommit(ctx);
-  t.teardown(async () => {
-    await group.close();
-    await ctx.close();
-  });
+  const { ctx, group } = openKv(t, false);
   const insert = ctx.db.prepare('INSERT INTO kv (k, v) VALUES (?, ?)');
   const count = ctx.db.prepare('SELECT count(*) FROM kv').pluck();
   const a = group.run(() => insert.run('a', 1));
@@ -96,12 +97,7 @@ t.test('a write that throws rolls back alone; the rest of its batch stands', asy
 });
 
 t.test('a batch whose transaction fails rejects every write in it, and none is persisted', async (t) => {
-  const ctx = openServiceDb(path.join(dir(), 'kv.db'), DDL, 1, { fsync: false });
-  const group = new GroupCommit(ctx);
-  t.teardown(async () => {
-    await group.close();
-    await ctx.close();
-  });
+  const { ctx, group } = openKv(t, false);
   const insert = ctx.db.prepare('INSERT INTO kv (k, v) VALUES (?, ?)');
   await group.run(() => insert.run('before', 0));
   // The file may not grow: the batch below needs new pages, so SQLite fails it with SQLITE_FULL.
