@@ -78,9 +78,16 @@ function newestMtime(dir: string): number {
 /**
  * Which server to run: `dist/cli.js` (built with `npm run build`) by default, or any
  * entry given with --server-entry (a `.ts` entry such as `src/cli.ts` runs under tsx).
+ * A fresh clone has no dist/: the default entry is then built once, here, so that one
+ * `npm run bench -- …` after `npm ci` is enough (a stale dist/ only gets a warning: rebuilding
+ * under a run someone started on purpose would change what they measure).
  */
 export function resolveEntry(entry: string | undefined): { entry: string; warning?: string } {
   const path = resolve(REPO_ROOT, entry ?? 'dist/cli.js');
+  if (!entry && !existsSync(path)) {
+    console.error('[bench] no dist/cli.js yet: running `npm run build` once (TypeScript, the TLS front, the web front end)');
+    execFileSync('npm', ['run', '--silent', 'build'], { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  }
   if (!existsSync(path)) throw new Error(`server entry ${path} not found: run \`npm run build\` first, or pass --server-entry src/cli.ts`);
   if (!entry) {
     const src = newestMtime(join(REPO_ROOT, 'src'));
