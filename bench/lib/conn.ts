@@ -11,13 +11,14 @@
  */
 import net from 'node:net';
 import WebSocket from 'ws';
+import { wsTls } from './loopback-tls.js';
 import { FrameDecoder, decodeMessage, encodeLengthPrefixed, encodeMessage } from '../../src/protocol/native/codec.js';
 
 export type Protocol = 'ws' | 'tcp';
 
 export interface Target {
   protocol: Protocol;
-  /** ws://127.0.0.1:<port>/ws */
+  /** ws://127.0.0.1:<port>/ws, or wss:// against a server with `tls` (the certificate is not checked) */
   wsUrl: string;
   host: string;
   tcpPort: number;
@@ -55,7 +56,7 @@ export class BenchConn {
   static connectWs(url: string, localAddress?: string): Promise<BenchConn> {
     return new Promise((resolve, reject) => {
       const c = new BenchConn();
-      const ws = new WebSocket(url, { localAddress, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 });
+      const ws = new WebSocket(url, { localAddress, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024, ...wsTls(url) });
       ws.binaryType = 'nodebuffer';
       c.write = (f) => ws.send(encodeMessage(f), { binary: true });
       c.end = () => ws.close();

@@ -131,8 +131,9 @@ export async function startServer(
   );
 
   let stdoutBuf = '';
-  const ready = new Promise<{ httpPort: number; tcpPort: number; xmppPort: number; domain: string }>((resolveReady, rejectReady) => {
+  const ready = new Promise<{ httpPort: number; tcpPort: number; xmppPort: number; domain: string; secure: boolean }>((resolveReady, rejectReady) => {
     let httpPort = 0;
+    let secure = false;
     let tcpPort = 0;
     const timer = setTimeout(() => rejectReady(new Error(`server did not start within 30 s; see ${logFile}`)), 30_000);
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -142,15 +143,19 @@ export async function startServer(
       while ((nl = stdoutBuf.indexOf('\n')) >= 0) {
         const line = stdoutBuf.slice(0, nl);
         stdoutBuf = stdoutBuf.slice(nl + 1);
-        const http = /HTTP \+ REST\s+https?:\/\/[^:]+:(\d+)/.exec(line);
-        if (http) httpPort = Number(http[1]);
+        const http = /HTTP \+ REST\s+(https?):\/\/[^:]+:(\d+)/.exec(line);
+        if (http) {
+          // https when the config has `tls` (uWS.SSLApp): REST, /ws and /xmpp-websocket are then TLS
+          secure = http[1] === 'https';
+          httpPort = Number(http[2]);
+        }
         const tcp = /native TCP\s+[^:]+:(\d+)/.exec(line);
         if (tcp) tcpPort = Number(tcp[1]);
         // the XMPP line is printed last, once every listener is up
         const xmpp = /XMPP c2s\s+[^:]+:(\d+) \(STARTTLS\).*domain (\S+)/.exec(line);
         if (xmpp) {
           clearTimeout(timer);
-          resolveReady({ httpPort, tcpPort, xmppPort: Number(xmpp[1]), domain: xmpp[2]! });
+          resolveReady({ httpPort, tcpPort, xmppPort: Number(xmpp[1]), domain: xmpp[2]!, secure });
         }
         if (line.startsWith('{')) {
           try {
@@ -182,7 +187,7 @@ export async function startServer(
     });
   });
 
-  let ports: { httpPort: number; tcpPort: number; xmppPort: number; domain: string };
+  let ports: { httpPort: number; tcpPort: number; xmppPort: number; domain: string; secure: boolean };
   try {
     ports = await ready;
   } catch (err) {
@@ -193,8 +198,8 @@ export async function startServer(
   const handle: ServerHandle = {
     pid: child.pid!,
     ...ports,
-    base: `http://127.0.0.1:${ports.httpPort}`,
-    wsUrl: `ws://127.0.0.1:${ports.httpPort}/ws`,
+    base: `${ports.secure ? 'https' : 'http'}://127.0.0.1:${ports.httpPort}`,
+    wsUrl: `${ports.secure ? 'wss' : 'ws'}://127.0.0.1:${ports.httpPort}/ws`,
     dataDir,
     logFile,
     entry,

@@ -28,13 +28,14 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import WebSocket from 'ws';
+import { wsTls } from './loopback-tls.js';
 
 export interface XmppEndpoint {
   transport: 'tcp' | 'ws';
   host: string;
   /** c2s port with STARTTLS (tcp) */
   port: number;
-  /** ws://host:port/xmpp-websocket (ws) */
+  /** ws://host:port/xmpp-websocket (ws), or wss:// (the certificate is not checked) */
   wsUrl: string;
   domain: string;
 }
@@ -320,7 +321,7 @@ export class XmppSession {
 
   private startWs(localAddress?: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const ws = new WebSocket(this.ep.wsUrl, ['xmpp'], { localAddress, perMessageDeflate: false });
+      const ws = new WebSocket(this.ep.wsUrl, ['xmpp'], { localAddress, perMessageDeflate: false, ...wsTls(this.ep.wsUrl) });
       this.writeRaw = (s) => ws.send(s);
       this.endRaw = () => ws.close();
       this.restartStream = () => this.writeRaw(this.streamHeader());

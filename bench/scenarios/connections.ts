@@ -11,6 +11,10 @@
  * XMPP SASL: `--sasl scram` (the default here; what real clients do, and the server's
  * cost then does not depend on the account's password-hash cost, which the bench config
  * makes nearly free for setup's sake) or `--sasl plain` (PLAIN where offered).
+ *
+ * `--tls` (Kindred, `native-ws` and `xmpp-ws`): Kindred gets a throwaway self-signed certificate,
+ * so its HTTP/WS listener is uWS.SSLApp, and the sessions connect over wss://: a full TLS
+ * handshake per login, or an abbreviated one with `--tls-resume`.
  */
 import type { Options } from '../lib/args.js';
 import { Fleet } from '../lib/fleet.js';
@@ -21,6 +25,7 @@ import { parseProtocol } from '../lib/sessions.js';
 import { gitInfo } from '../lib/server.js';
 import { scenarioFlags, warnIfStale } from '../lib/scenario.js';
 import { parseTargets, startTarget } from '../lib/targets/index.js';
+import { makeLoopbackCert, trustForFetch, type LoopbackCert } from '../lib/loopback-tls.js';
 import type { ReportSection } from '../lib/html.js';
 
 export async function connections(o: Options): Promise<void> {
@@ -34,7 +39,22 @@ export async function connections(o: Options): Promise<void> {
   const { setupConcurrency, outDir, entry, keepData, serverConfig } = scenarioFlags(o);
   const prosodyArchive = o.str('prosody-archive', 'sql', ['sql', 'memory'] as const);
   const sasl = o.str('sasl', 'scram', ['scram', 'plain'] as const);
+  const useTls = o.bool('tls');
+  const tlsResume = o.bool('tls-resume');
   o.checkUnknown();
+  if (useTls) {
+    const others = targets.filter((t) => t !== 'kindred');
+    if (others.length) throw new Error(`--tls (wss://) is wired for --target kindred only, not ${others.join(', ')}: run those without --tls`);
+    if (protocol !== 'native-ws' && protocol !== 'xmpp-ws') throw new Error(`--tls is for the WebSocket protocols (native-ws, xmpp-ws); ${protocol} ${protocol === 'xmpp-tcp' ? 'is TLS already (STARTTLS)' : 'is plain TCP here'}`);
+  }
+  if (tlsResume && !useTls) throw new Error('--tls-resume needs --tls');
+  // the workers read it from their environment (bench/lib/loopback-tls.ts)
+  if (tlsResume) process.env.BENCH_TLS_RESUME = '1';
+  let cert: LoopbackCert | undefined;
+  if (useTls) {
+    cert = makeLoopbackCert();
+    trustForFetch(cert.certPem);
+  }
   // the workers read it from their environment (bench/lib/xmpp-client.ts)
   process.env.BENCH_XMPP_SASL = sasl;
   if (protocol.startsWith('native') && !onlyKindred) throw new Error(`--protocol ${protocol} is Kindred's own; compare servers with --protocol xmpp-tcp or xmpp-ws`);
@@ -46,7 +66,13 @@ export async function connections(o: Options): Promise<void> {
   for (const name of targets) {
     try {
       log(`target ${name}: starting`);
-      const target = await startTarget(name, { entry, config: serverConfig, keepData, prosodyArchive });
+      const config = cert ? { ...serverConfig, ...cert.serverConfig } : serverConfig;
+      const target = await startTarget(name, { entry, config, keepData, prosodyArchive });
+      if (cert) {
+        // the harness's Kindred target names ws:// for XMPP; with `tls` the listener is TLS only
+        target.xmppWs = { ...target.xmppWs, wsUrl: target.xmppWs.wsUrl.replace(/^ws:/, 'wss:') };
+        if (!target.native?.wsUrl.startsWith('wss:')) throw new Error(`--tls: the server did not start with TLS (${target.native?.wsUrl})`);
+      }
       let fleet: Fleet | undefined;
       try {
         log(`target ${target.version} (pid ${target.pid}); setup: ${n} accounts`);
@@ -68,7 +94,8 @@ export async function connections(o: Options): Promise<void> {
         runs.push({
           target: name,
           version: target.version,
-          protocol,
+          protocol: cert ? `${protocol} (wss)` : protocol,
+          tls: cert ? { resume: tlsResume } : undefined,
           setup: { accounts: setup.accounts.length, seconds: round(setup.seconds, 2) },
           connect,
           rssKiB: { before: before.rssKiB, after: after.rssKiB },
@@ -90,6 +117,7 @@ export async function connections(o: Options): Promise<void> {
       failed.push({ target: name, error });
     }
   }
+  cert?.remove();
   const header = ['target', 'protocol', 'sessions', 'failed', 'connect+login/s', 'p50', 'p99', 'server CPU ms/login', 'load-gen CPU ms/login', 'RSS before', 'RSS after', 'KiB per session'];
   const rows = runs.map((r) => [
     r.version,
@@ -128,7 +156,7 @@ export async function connections(o: Options): Promise<void> {
     scenario: 'connections',
     startedAt: new Date().toISOString(),
     argv: process.argv.slice(2),
-    params: { targets, protocol, connections: n, concurrency, settle, workers, sasl },
+    params: { targets, protocol, connections: n, concurrency, settle, workers, sasl, tls: useTls, tlsResume },
     machine,
     git: gitInfo(),
     table: { header, rows },
