@@ -135,6 +135,8 @@ export async function idle(o: Options): Promise<void> {
       const problems = server.problems();
       const results = {
         connections: conns.length,
+        /** where the connections went: ws://…/ws, or wss://…/ws with --tls */
+        url: protocol === 'ws' ? target.wsUrl : `tcp://127.0.0.1:${target.tcpPort}`,
         distinctUsers: Math.min(userCount, connections),
         failures,
         openAtEnd: open,
