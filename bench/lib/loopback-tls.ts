@@ -58,6 +58,8 @@ export function trustForFetch(certPem: string): void {
 }
 
 let context: tls.SecureContext | undefined;
+/** TLS handshakes completed by this process's wss:// sockets, and how many of them resumed a session */
+const handshakes = { full: 0, resumed: 0 };
 let resume = process.env.BENCH_TLS_RESUME === '1';
 let session: Buffer | undefined;
 
@@ -82,6 +84,11 @@ function rememberSession(socket: tls.TLSSocket): void {
   if (resume && !session) socket.once('session', (s: Buffer) => (session ??= s));
 }
 
+/** How many of this process's TLS handshakes were full, and how many resumed a session. */
+export function handshakeCounts(): { full: number; resumed: number } {
+  return { ...handshakes };
+}
+
 /**
  * For a wss:// URL, the socket factory ws uses: tls.connect with the bench's per-socket options
  * (certificate not checked, one shared SecureContext, the resumed session with --tls-resume).
@@ -93,6 +100,7 @@ export function wsTls(url: string): Pick<WebSocket.ClientOptions, 'createConnect
     // as ws's own tlsConnect: no unix path; an IP host gets no SNI
     const socket = tls.connect({ ...options, path: undefined, servername: net.isIP(options.host ?? '') ? '' : options.host, ...clientTlsOptions() });
     rememberSession(socket);
+    socket.once('secureConnect', () => void (socket.isSessionReused() ? handshakes.resumed++ : handshakes.full++));
     return socket;
   };
   return { createConnection: connect as unknown as WebSocket.ClientOptions['createConnection'] };

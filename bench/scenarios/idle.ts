@@ -18,7 +18,7 @@ import type { Options } from '../lib/args.js';
 import { BenchConn, sourceAddress } from '../lib/conn.js';
 import { Latency } from '../lib/hist.js';
 import { ProcSampler, procSnapshot, round, selfCpuSeconds, summarizeSamples, tcpSockstat } from '../lib/proc.js';
-import { makeLoopbackCert, setTlsResume, trustForFetch } from '../lib/loopback-tls.js';
+import { handshakeCounts, makeLoopbackCert, setTlsResume, trustForFetch } from '../lib/loopback-tls.js';
 import { fmt, log, ms, printTable, sleep } from '../lib/report.js';
 import { scrapeMetrics } from '../lib/server.js';
 import { registerUsers } from '../lib/setup.js';
@@ -163,6 +163,8 @@ export async function idle(o: Options): Promise<void> {
         kernelTcp: { before: kernelBefore, after: kernelAfter },
         /** server CPU from the first connect to the last auth answer (the old figure below also spans the settle) */
         serverCpuSecondsConnecting: round(after.cpuSeconds - before.cpuSeconds, 2),
+        /** with --tls: the client's TLS handshakes, full and resumed */
+        tlsHandshakes: useTls ? handshakeCounts() : undefined,
         cpuMsPerLogin: {
           server: round((serverCpuConnecting * 1000) / n, 3),
           loadGenerator: round((clientCpuConnecting * 1000) / n, 3),
@@ -176,7 +178,7 @@ export async function idle(o: Options): Promise<void> {
         ['connected / failed', `${conns.length} / ${JSON.stringify(failures)}`],
         ['connect+auth rate', `${fmt(results.connectAuthPerSecond)} /s (${round(connectSeconds, 1)} s, ${concurrency} in flight)`],
         ['connect+auth p50 / p99 / max', `${ms(l.p50)} / ${ms(l.p99)} / ${ms(l.max)}`],
-        ['CPU per login: server / load generator', `${results.cpuMsPerLogin.server} ms / ${results.cpuMsPerLogin.loadGenerator} ms${useTls ? (tlsResume ? ' (TLS resumed)' : ' (full TLS handshake)') : ''}`],
+        ['CPU per login: server / load generator', `${results.cpuMsPerLogin.server} ms / ${results.cpuMsPerLogin.loadGenerator} ms${useTls ? ` (TLS handshakes: ${results.tlsHandshakes!.full} full, ${results.tlsHandshakes!.resumed} resumed)` : ''}`],
         ['server RSS before / after', `${fmt(before.rssKiB / 1024)} MiB / ${fmt(after.rssKiB / 1024)} MiB`],
         ['RSS per connection', `${fmt(perConn)} KiB${forceGc ? ' (after forced GC)' : ''}`],
         ['RSS per connection without forced GC', `${fmt(results.kibPerConnectionNoGc)} KiB`],

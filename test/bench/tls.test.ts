@@ -29,6 +29,7 @@ t.test('idle --tls: wss:// sessions, memory after a forced GC, CPU per login', a
   t.match(results.url, /^wss:\/\/127\.0\.0\.1:\d+\/ws$/, 'the connections went to a wss:// URL');
   t.ok(server.config.tls?.certFile && server.config.tls?.keyFile, 'the server was given a certificate');
   t.equal(results.connections, 6, 'six connections');
+  t.same(results.tlsHandshakes, { full: 6, resumed: 0 }, 'a full TLS handshake per connection');
   t.same(results.failures, {});
   t.equal(results.openAtEnd, 6, 'all still open after the settle');
   t.ok(results.memory && results.memory.after.heapUsed > 0, 'memory read through the inspector');
@@ -50,6 +51,16 @@ for (const protocol of ['native-ws', 'xmpp-ws'] as const) {
     t.ok(run.cpuMsPerLogin.serverMs > 0, 'server CPU per login measured');
   });
 }
+
+t.test('idle --tls-resume: every connection after the first resumes its TLS session', async (t) => {
+  const out = outDir(t);
+  // one connection at a time, so that every later one can find the session the first was given
+  const r = await bench(['idle', '--tls', '--tls-resume', '--connections', '4', '--concurrency', '1', '--settle', '0', '--no-gc', '--out-dir', out]);
+  if (!t.equal(r.code, 0, 'exit code 0')) t.comment(r.stderr.slice(-3000));
+  const { results } = readJson(out, 'idle');
+  t.equal(results.connections, 4);
+  t.same(results.tlsHandshakes, { full: 1, resumed: 3 }, 'one full handshake, then resumptions');
+});
 
 t.test('--tls where it is not wired is refused with a reason, before any server starts', async (t) => {
   const cases: Array<[string[], RegExp]> = [
