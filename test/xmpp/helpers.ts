@@ -37,6 +37,8 @@ export interface XClient {
   received: any[];
   /** every element sent, in order */
   sent: any[];
+  /** the connection's status changes and errors, in order (a silent reconnect shows here) */
+  history: string[];
   waitFor(match: (el: any) => boolean, timeoutMs?: number, what?: string): Promise<any>;
   stop(): Promise<void>;
 }
@@ -57,7 +59,14 @@ export async function xmppLogin(opts: { service: string; domain: string; usernam
     }
   });
   xmpp.on('send', (el: any) => sent.push(el));
-  xmpp.on('error', () => undefined);
+  const history: string[] = [];
+  const t0 = Date.now();
+  xmpp.on('status', (status: string, detail?: any) => {
+    const why = detail instanceof Error ? detail : detail?.reason;
+    history.push(`+${Date.now() - t0}ms ${status}${why?.message ? `: ${why.message}` : ''}`);
+  });
+  xmpp.on('error', (err: Error) => history.push(`+${Date.now() - t0}ms error: ${err?.message ?? err}`));
+  countHandledStanzas(xmpp);
   let address;
   try {
     address = await xmpp.start();
@@ -71,6 +80,7 @@ export async function xmppLogin(opts: { service: string; domain: string; usernam
     jid: address.toString(),
     received,
     sent,
+    history,
     waitFor(match, timeoutMs = 10_000, what = 'an element') {
       const seen = received.find(match);
       if (seen) return Promise.resolve(seen);
@@ -94,6 +104,34 @@ export async function xmppLogin(opts: { service: string; domain: string; usernam
       }
     },
   };
+}
+
+const SM = 'urn:xmpp:sm:3';
+
+/**
+ * Keeps the client's XEP-0198 `h` (stanzas received since `<enabled/>`) right. @xmpp/client
+ * 0.14's stream management gets it wrong in two ways. It resets the count only in a promise
+ * continuation after `<enabled/>`: when `<enabled/>` comes in one read with later stanzas and
+ * an `<r/>` (Kindred's TLS front puts them in one TLS record), its `<a/>` also counts the
+ * stanzas received before `<enabled/>` (pending messages replayed at bind), and after the late
+ * reset its next `<a/>` goes backwards. Either is an `h` too high for the server, which ends
+ * the stream as XEP-0198 §4 says it should: an IQ in flight on it is never answered, and the
+ * client quietly reconnects (test/xmpp/mam.test.ts in CI). And it never counts the IQ results
+ * its iqCaller takes. Here the count follows the elements in order: every stanza counts,
+ * `<enabled/>` and going offline reset it (as the library means to), a resumed stream
+ * continues it. test/xmpp/client-sm-count.test.ts checks both, and notices a fixed library.
+ */
+export function countHandledStanzas(xmpp: any): void {
+  const sm = xmpp.streamManagement;
+  if (!sm || typeof sm.inbound !== 'number') throw new Error('@xmpp/client changed: streamManagement.inbound is gone; see countHandledStanzas');
+  let handled = 0;
+  // the library's own updates (+1 in its middleware, 0 in its late enabled()) are ignored
+  Object.defineProperty(sm, 'inbound', { get: () => handled, set: () => undefined, configurable: true });
+  xmpp.prependListener('element', (el: any) => {
+    if (el.is('enabled', SM)) handled = 0;
+    else if (el.name === 'iq' || el.name === 'message' || el.name === 'presence') handled = (handled + 1) % 2 ** 32;
+  });
+  xmpp.on('offline', () => (handled = 0));
 }
 
 // ---- raw sockets ----------------------------------------------------------------------------

@@ -45,7 +45,7 @@ async function mam(
           opts.index !== undefined ? xml('index', {}, String(opts.index)) : null,
         )
       : null;
-  const reply = await c.xmpp.iqCaller.request(xml('iq', { type: 'set', to: opts.to }, xml('query', { xmlns: MAM, queryid }, form, rsm)));
+  const reply = await request(c, xml('iq', { type: 'set', id: `mam-${queryid}`, to: opts.to }, xml('query', { xmlns: MAM, queryid }, form, rsm)));
   const fin = reply.getChild('fin', MAM);
   const results = c.received.filter((el: any) => el.is('message') && el.getChild('result', MAM)?.attrs.queryid === queryid);
   const set = fin.getChild('set', RSM);
@@ -56,6 +56,26 @@ async function mam(
     last: set.getChildText('last'),
     results,
   };
+}
+
+/**
+ * iqCaller.request; an IQ never answered fails with its id and what the connection did after it
+ * was sent (what the client sent and received, status changes such as a silent reconnect), not
+ * with a bare TimeoutError.
+ */
+async function request(c: XClient, iq: any): Promise<any> {
+  const [sent, received, history] = [c.sent.length, c.received.length, c.history.length];
+  try {
+    return await c.xmpp.iqCaller.request(iq);
+  } catch (err: any) {
+    if (err?.name !== 'TimeoutError') throw err;
+    const list = (els: any[]) => els.map((el) => `  ${String(el).slice(0, 300)}`).join('\n') || '  (nothing)';
+    throw new Error(
+      `IQ ${iq.attrs.id} (${String(iq.getChild('query')?.attrs.queryid ?? '')}) got no answer in 30 s.\n` +
+        `connection since: ${c.history.slice(history).join('; ') || '(no status change)'}\n` +
+        `sent from it on:\n${list(c.sent.slice(sent))}\nreceived after it:\n${list(c.received.slice(received))}`,
+    );
+  }
 }
 
 async function matchWith(server: TestServer, a: TestUser, prefix: string): Promise<TestUser> {
