@@ -12,7 +12,7 @@
  * The digest needs no schema change in either backend, and 62 bits make a false match
  * between two different clientIds of one sender negligible.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { newId } from '../ids.js';
 
 /** The `rand_b` part of a time-ordered id: `vvvv-tttttttttttt` (variant bits included). */
@@ -22,13 +22,15 @@ export function idDigestPart(messageId: string): string {
 
 /** The digest part the id of a message sent with `clientId` by `senderId` carries. */
 export function clientIdDigest(senderId: string, clientId: string): string {
-  const h = createHash('sha256').update(senderId).update('\0').update(clientId).digest();
+  // One-shot hash of sender NUL clientId (the same bytes as before; a Hash object per call
+  // cost ~4 % of the server's busy time on the XMPP chat path, where every stanza has an id).
+  const h = hash('sha256', `${senderId}\0${clientId}`, 'buffer');
   const variant = ((h[0]! & 0x3f) | 0x80).toString(16).padStart(2, '0') + h[1]!.toString(16).padStart(2, '0');
   return `${variant}-${h.subarray(2, 8).toString('hex')}`;
 }
 
-/** A new message id (time-ordered like newId) carrying the clientId digest. */
-export function messageIdFor(now: number, senderId: string, clientId: string | undefined): string {
+/** A new message id (time-ordered like newId) carrying `digest`, a clientIdDigest(), if there is one. */
+export function messageIdFor(now: number, digest: string | undefined): string {
   const id = newId(now);
-  return clientId === undefined ? id : id.slice(0, 19) + clientIdDigest(senderId, clientId);
+  return digest === undefined ? id : id.slice(0, 19) + digest;
 }

@@ -311,12 +311,13 @@ export class UserActor implements Actor<UserMsg, unknown> {
       if (seen) return later(seen.then(freshReply)); // a retry of a message already accepted: same answer, no duplicate
     }
     const match = await this.activeMatch(to);
-    if (clientId !== undefined) {
-      const storedId = (await this.storedSendsIn(match)).get(clientIdDigest(this.userId, clientId));
+    const digest = clientId === undefined ? undefined : clientIdDigest(this.userId, clientId);
+    if (digest !== undefined) {
+      const storedId = (await this.storedSendsIn(match)).get(digest);
       const stored = storedId === undefined ? undefined : await this.deps.storage.messages.get(match.matchId, storedId);
       if (stored && stored.senderId === this.userId && stored.recipientId === to) return later(Promise.resolve(this.redeliver(stored)));
     }
-    const reply = this.store(match, to, body, connId, clientId);
+    const reply = this.store(match, to, body, connId, digest);
     if (clientId !== undefined) {
       const remembered = reply.then((r) => ({ messageId: r.value.messageId, sentAt: r.value.sentAt }));
       this.recentClientIds.set(clientId, remembered);
@@ -357,12 +358,13 @@ export class UserActor implements Actor<UserMsg, unknown> {
     return { messageId: m.messageId, sentAt: m.sentAt };
   }
 
-  private async store(match: MatchState, to: string, body: string, connId: string | undefined, clientId?: string): Promise<HandOver<SendReply>> {
+  /** `digest`: the clientIdDigest of the send's clientId, carried by the message id (client-ids.ts) */
+  private async store(match: MatchState, to: string, body: string, connId: string | undefined, digest?: string): Promise<HandOver<SendReply>> {
     const { storage, clock } = this.deps;
     const now = clock.now();
     if (!this.messages.take(now)) throw new KindredError('RATE_LIMITED', 'too many messages, slow down');
     const message: ChatMessage = {
-      messageId: messageIdFor(now, this.userId, clientId),
+      messageId: messageIdFor(now, digest),
       matchId: match.matchId,
       senderId: this.userId,
       recipientId: to,

@@ -64,3 +64,56 @@ t.test('close() commits a batch held for a running fsync', async (t) => {
   t.teardown(() => reopened.close());
   t.equal((await reopened.messages.page(matchId, monthBucket(Date.now()), { limit: 100 })).length, 6, 'all six are in the database');
 });
+
+t.test('markDelivered joins the appends\' batch, in call order, and settles only once durable', async (t) => {
+  const sql = openSqlite(path.join(dir, 'k3.db'));
+  t.teardown(() => sql.close());
+  const matchId = newId();
+  const delivered = Array.from({ length: 20 }, (_, i) => message(matchId, i));
+  await Promise.all(delivered.map((m) => sql.messages.append(m)));
+  t.equal((await sql.messages.pendingFor('b', 100)).length, 20, 'twenty messages pending');
+
+  // One turn: acknowledgements of the stored messages between new appends.
+  const batchesBefore = sql.messages.stats.batches;
+  const syncsBefore = sql.sync.syncs;
+  const fresh = Array.from({ length: 4 }, (_, i) => message(matchId, 100 + i));
+  const settledAt: number[] = [];
+  const ops = [
+    sql.messages.append(fresh[0]!),
+    sql.messages.markDelivered('b', delivered.slice(0, 10).map((m) => m.messageId)),
+    sql.messages.append(fresh[1]!),
+    sql.messages.markDelivered('b', delivered.slice(10).map((m) => m.messageId)),
+    // an acknowledgement queued before the append of the same message deletes nothing: it stays pending
+    sql.messages.markDelivered('b', [fresh[2]!.messageId]),
+    sql.messages.append(fresh[2]!),
+    sql.messages.append(fresh[3]!),
+    sql.messages.markDelivered('b', [fresh[3]!.messageId]),
+  ];
+  ops.forEach((p, i) => void p.then(() => (settledAt[i] = sql.sync.syncs)));
+  t.equal((await sql.messages.pendingFor('b', 100)).length, 20, 'nothing is committed within the turn');
+  await Promise.all(ops);
+  t.equal(sql.messages.stats.batches - batchesBefore, 1, 'appends and acknowledgements of one turn are one transaction');
+  t.ok(settledAt.every((s) => s > syncsBefore), 'each settled after an fsync that followed the commit');
+  const pending = (await sql.messages.pendingFor('b', 100)).map((m) => m.messageId);
+  t.same(pending, [fresh[0]!.messageId, fresh[1]!.messageId, fresh[2]!.messageId], 'the acknowledged messages left the queue, in call order');
+
+  await t.rejects(sql.messages.markDelivered('b', [42 as unknown as string]), { code: 'INVALID_ARGUMENT' }, 'a non-string id is refused, not queued');
+  await sql.messages.markDelivered('b', []);
+  t.pass('an empty acknowledgement is fine');
+});
+
+t.test('markDelivered after close is refused; one held for a running fsync is committed by close()', async (t) => {
+  const sql = openSqlite(path.join(dir, 'k4.db'));
+  const matchId = newId();
+  const m = message(matchId, 0);
+  await sql.messages.append(m);
+  const other = sql.messages.append(message(matchId, 1));
+  while (!sql.sync.syncing) await turn();
+  const ack = sql.messages.markDelivered('b', [m.messageId]);
+  await sql.close();
+  await Promise.all([other, ack]);
+  await t.rejects(sql.messages.markDelivered('b', [m.messageId]), { code: 'UNAVAILABLE' }, 'refused after close');
+  const reopened = openSqlite(path.join(dir, 'k4.db'));
+  t.teardown(() => reopened.close());
+  t.same((await reopened.messages.pendingFor('b', 10)).map((p) => p.matchId), [matchId], 'only the unacknowledged message is pending after reopening');
+});

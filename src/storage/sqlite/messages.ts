@@ -17,7 +17,9 @@
  *
  * 2. Commit. A flush writes the whole batch in ONE transaction: each message
  *    into messages_by_conversation and, only if that row is new (a retried
- *    append is a no-op), into pending_by_recipient. The connection runs WAL with
+ *    append is a no-op), into pending_by_recipient. `markDelivered()` (a recipient's
+ *    acknowledgements, which come about as often as messages) joins the same batch, in call
+ *    order, and deletes from pending_by_recipient. The connection runs WAL with
  *    `synchronous = NORMAL`: COMMIT appends the frames to the `-wal` file and
  *    returns without fsync. That is already safe against a process crash or
  *    kill -9 (the bytes are in the OS page cache), and makes the rows visible
@@ -74,9 +76,22 @@ function toMessage(r: MessageRow): ChatMessage {
   };
 }
 
-/** The appends waiting for one transaction: they settle together, so they share one promise. */
+/** Delivered messages to take off a recipient's pending queue (markDelivered), queued with the appends. */
+class Delivered {
+  constructor(
+    readonly recipientId: string,
+    readonly messageIds: readonly string[],
+  ) {}
+}
+
+/**
+ * The writes waiting for one transaction, in call order: appends and deliveries. They settle
+ * together, so they share one promise.
+ */
 interface Batch {
-  messages: ChatMessage[];
+  writes: (ChatMessage | Delivered)[];
+  /** rows the writes touch (an append one, a delivery one per id): what maxBatch bounds */
+  rows: number;
   settled: Promise<void>;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -89,7 +104,7 @@ function newBatch(): Batch {
     resolve = res;
     reject = rej;
   });
-  return { messages: [], settled, resolve, reject };
+  return { writes: [], rows: 0, settled, resolve, reject };
 }
 
 /** Sorts after every id ("g" > any hex digit), so "no cursor" is the same statement as a cursor. */
@@ -129,8 +144,7 @@ export class SqliteMessageStore implements MessageStore {
   private readonly deletePending;
   private readonly upsertMarker;
   private readonly markerStmt;
-  private readonly appendTx;
-  private readonly deliveredTx;
+  private readonly batchTx;
 
   constructor(
     private readonly ctx: SqliteContext,
@@ -171,15 +185,14 @@ export class SqliteMessageStore implements MessageStore {
       WHERE excluded.message_id > read_markers.message_id`);
     this.markerStmt = db.prepare('SELECT message_id FROM read_markers WHERE match_id = ? AND user_id = ?').pluck();
 
-    this.appendTx = db.transaction((batch: ChatMessage[]) => {
-      for (const m of batch) {
-        if (this.insertMessage.run(m.matchId, m.bucket, m.messageId, m.senderId, m.recipientId, m.body, m.sentAt).changes === 1) {
-          this.insertPending.run(m.recipientId, m.messageId, m.matchId, m.bucket);
+    this.batchTx = db.transaction((writes: (ChatMessage | Delivered)[]) => {
+      for (const w of writes) {
+        if (w instanceof Delivered) {
+          for (const id of w.messageIds) this.deletePending.run(w.recipientId, id);
+        } else if (this.insertMessage.run(w.matchId, w.bucket, w.messageId, w.senderId, w.recipientId, w.body, w.sentAt).changes === 1) {
+          this.insertPending.run(w.recipientId, w.messageId, w.matchId, w.bucket);
         }
       }
-    });
-    this.deliveredTx = db.transaction((recipientId: string, messageIds: string[]) => {
-      for (const id of messageIds) this.deletePending.run(recipientId, id);
     });
   }
 
@@ -187,14 +200,21 @@ export class SqliteMessageStore implements MessageStore {
     if (this.closed) return Promise.reject(new KindredError('UNAVAILABLE', 'storage is closing'));
     const bad = invalid(message);
     if (bad) return Promise.reject(new KindredError('INVALID_ARGUMENT', `message.${bad} is missing or has the wrong type`));
+    return this.enqueue(message, 1);
+  }
+
+  /** Adds a write to the open batch (opening one, and scheduling its flush, if there is none). */
+  private enqueue(write: ChatMessage | Delivered, rows: number): Promise<void> {
     let batch = this.batch;
     if (batch === undefined) {
       batch = this.batch = newBatch();
       this.scheduled = setImmediate(this.flush);
     }
-    batch.messages.push(message);
-    if (batch.messages.length >= this.maxBatch) this.commit();
-    return batch.settled;
+    batch.writes.push(write);
+    batch.rows += rows;
+    const { settled } = batch;
+    if (batch.rows >= this.maxBatch) this.commit();
+    return settled;
   }
 
   /**
@@ -234,9 +254,8 @@ export class SqliteMessageStore implements MessageStore {
     const batch = this.batch;
     if (batch === undefined) return;
     this.batch = undefined;
-    const rows = batch.messages;
     try {
-      this.appendTx.immediate(rows);
+      this.batchTx.immediate(batch.writes);
     } catch (err) {
       const mapped = storageError(err);
       const failure =
@@ -247,8 +266,8 @@ export class SqliteMessageStore implements MessageStore {
       return;
     }
     this.stats.batches++;
-    this.stats.rows += rows.length;
-    if (rows.length > this.stats.largestBatch) this.stats.largestBatch = rows.length;
+    this.stats.rows += batch.rows;
+    if (batch.rows > this.stats.largestBatch) this.stats.largestBatch = batch.rows;
     const done = this.ctx.sync.durable().then(batch.resolve, batch.reject);
     this.outstanding.add(done);
     void done.finally(() => this.outstanding.delete(done));
@@ -301,9 +320,20 @@ export class SqliteMessageStore implements MessageStore {
     return read(() => (this.pendingStmt.all(recipientId, n) as MessageRow[]).map(toMessage));
   }
 
+  /**
+   * Joins the group commit like an append (acknowledgements come about as often as messages:
+   * one transaction each cost as much as all the appends' batches together). Settles with its
+   * batch, once durable; until that batch commits, `pendingFor` still returns the messages,
+   * which clients de-duplicate anyway.
+   */
   markDelivered(recipientId: string, messageIds: string[]): Promise<void> {
+    if (this.closed) return Promise.reject(new KindredError('UNAVAILABLE', 'storage is closing'));
+    if (typeof recipientId !== 'string' || !Array.isArray(messageIds) || !messageIds.every((id) => typeof id === 'string')) {
+      return Promise.reject(new KindredError('INVALID_ARGUMENT', 'recipientId and messageIds must be strings'));
+    }
     if (messageIds.length === 0) return Promise.resolve();
-    return write(this.ctx, () => this.deliveredTx.immediate(recipientId, messageIds));
+    // A copy: the caller may reuse its array before the batch commits.
+    return this.enqueue(new Delivered(recipientId, messageIds.slice()), messageIds.length);
   }
 
   setReadMarker(matchId: string, userId: string, messageId: string): Promise<void> {
