@@ -222,4 +222,9 @@ t.test('MAM paging, filters and refusals', async (t) => {
       'the supported fields',
     );
   });
+
+  t.test('all on one connection', async (t) => {
+    // a stream the server ended (and the client quietly replaced) would hide lost answers
+    t.same(a.history.filter((h) => /disconnect|error/.test(h)), [], 'no disconnect, no error');
+  });
 });
