@@ -114,10 +114,10 @@ const SM = 'urn:xmpp:sm:3';
  * continuation after `<enabled/>`: when `<enabled/>` comes in one read with later stanzas and
  * an `<r/>` (Kindred's TLS front puts them in one TLS record), its `<a/>` also counts the
  * stanzas received before `<enabled/>` (pending messages replayed at bind), and after the late
- * reset its next `<a/>` goes backwards. Either is an `h` too high for the server, which ends
- * the stream as XEP-0198 §4 says it should: an IQ in flight on it is never answered, and the
- * client quietly reconnects (test/xmpp/mam.test.ts in CI). And it never counts the IQ results
- * its iqCaller takes. Here the count follows the elements in order: every stanza counts,
+ * reset its next `<a/>` goes backwards (the server now tolerates both, stream-management.ts;
+ * before that it ended the stream as XEP-0198 §4 says, and an IQ in flight on it was never
+ * answered: test/xmpp/mam.test.ts in CI). And it never counts the IQ results its iqCaller
+ * takes, so its acks lag. Here the count follows the elements in order: every stanza counts,
  * `<enabled/>` and going offline reset it (as the library means to), a resumed stream
  * continues it. test/xmpp/client-sm-count.test.ts checks both, and notices a fixed library.
  */

@@ -183,14 +183,53 @@ t.test('raw: <r/> counts handled stanzas, messages once durable; the server asks
   await nonza(raw, 'r', 3000);
   t.pass('and after a burst');
 
-  // Then the p2 reply and 5 messages: claiming one more than was sent is an error.
+  // Then the p2 reply and 5 messages: claiming one more than was sent is an error (beyond the
+  // slack for what came between bind and <enabled/>, none here; see the next test).
   const sendCount = stanzasAfter(raw, /<enabled /);
   t.ok(sendCount >= acked + 6);
-  await raw.write(`<a xmlns='${SM}' h='${sendCount + 1}'/>`);
+  const early = stanzasAfter(raw, /<jid>/, /<enabled /);
+  const claimed = sendCount + early + 1;
+  await raw.write(`<a xmlns='${SM}' h='${claimed}'/>`);
   const err = await raw.waitFor(/<stream:error>([\s\S]*?)<\/stream:error>/);
   t.match(err[1], /<undefined-condition xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/, '<undefined-condition/>');
-  t.match(err[1], new RegExp(`<handled-count-too-high xmlns="urn:xmpp:sm:3" h="${sendCount + 1}" send-count="${sendCount}"/>`), 'with <handled-count-too-high/>');
+  t.match(err[1], new RegExp(`<handled-count-too-high xmlns="urn:xmpp:sm:3" h="${claimed}" send-count="${sendCount}"/>`), 'with <handled-count-too-high/>');
   t.ok(await raw.waitClosed(), 'closed');
+});
+
+t.test("raw: @xmpp/client 0.14's miscounts are tolerated: h that also counts what came before <enabled/>, h that falls back", async (t) => {
+  const server = await startXmppServer(t);
+  const [alice, bob] = await matchedPair(server, 'sl');
+  const bobWs = await connectWs(server, bob);
+  t.teardown(() => bobWs.close());
+  for (let i = 1; i <= 3; i++) await bobWs.request('message.send', { to: alice.userId, body: `pending ${i}` });
+  const raw = await rawBound(server, alice, 'web');
+  t.teardown(() => raw.destroy());
+  await raw.waitFor(/<body>pending 3<\/body>/);
+  const early = stanzasAfter(raw, /<jid>/);
+  t.ok(early >= 3, 'the pending messages came between bind and <enabled/>');
+  await raw.write(`<enable xmlns='${SM}'/>`);
+  await nonza(raw, 'enabled');
+  const ping = async (id: string) => {
+    await raw.write(`<iq type='get' id='${id}'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    await raw.waitFor(new RegExp(`<iq[^>]*id="${id}"`));
+  };
+  await ping('l1');
+  // One stanza sent since <enabled/>; the client claims it plus everything before <enabled/>.
+  await raw.write(`<a xmlns='${SM}' h='${1 + early}'/>`);
+  await ping('l2');
+  t.notMatch(raw.text, /<stream:error>/, 'an h too high by the stanzas before <enabled/> is taken as "all of them"');
+  // Its count then restarts from zero: behind what it acknowledged, it acknowledges nothing new.
+  await raw.write(`<a xmlns='${SM}' h='0'/>`);
+  await ping('l3');
+  t.notMatch(raw.text, /<stream:error>/, 'an h behind the last one is ignored');
+  await raw.write(`<a xmlns='${SM}' h='3'/>`);
+  await ping('l4');
+  t.notMatch(raw.text, /<stream:error>/, 'and acks go on from there');
+  // Beyond that slack it is still an error.
+  const sent = stanzasAfter(raw, /<enabled /);
+  await raw.write(`<a xmlns='${SM}' h='${sent + early + 1}'/>`);
+  const err = await raw.waitFor(/<stream:error>([\s\S]*?)<\/stream:error>/);
+  t.match(err[1], new RegExp(`<handled-count-too-high xmlns="urn:xmpp:sm:3" h="${sent + early + 1}" send-count="${sent}"/>`), 'too high by more than that: <handled-count-too-high/>');
 });
 
 t.test('raw: resumption by hand, a bad id, an expired window whose messages come back with delay stamps', async (t) => {

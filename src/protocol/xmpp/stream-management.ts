@@ -12,6 +12,14 @@
  * a client that lets more than MAX_UNACKED stanzas pile up (`<policy-violation/>`): what it never
  * acknowledged stays pending in the domain and is replayed at its next login.
  *
+ * Two miscounts of a real client are tolerated rather than fatal, because both only ever make a
+ * client claim stanzas it did receive: @xmpp/client 0.14 resets its count in a promise
+ * continuation after `<enabled/>`, so when `<enabled/>` shares a read with later stanzas its
+ * first `h` also counts what it got between bind and `<enabled/>` (pending messages replayed at
+ * login), and its next `h` then falls back below that. An `h` behind the last one acknowledges
+ * nothing new; an `h` too high by no more than the stanzas sent between bind and `<enabled/>`
+ * acknowledges everything sent so far. Anything higher is still the error above.
+ *
  * Resumption. With `resume='true'` the session outlives its transport for `max` seconds
  * (`xmpp.resumeTimeoutSeconds`): domain events keep flowing into the unacked queue. A new stream
  * authenticated as the same user sends `<resume previd h/>`; it gets `<resumed/>`, the old
@@ -57,6 +65,8 @@ interface SmState {
   handled: number;
   /** outbound stanzas the client has acknowledged (its last h) */
   acked: number;
+  /** stanzas sent after bind and before <enabled/>: how far an `h` may overshoot (see the header) */
+  sentBeforeEnable: number;
   /** outbound stanzas not yet acknowledged; queue[0] is number acked + 1 */
   queue: Unacked[];
   sinceRequest: number;
@@ -98,6 +108,8 @@ export const streamManagementModule: XmppModule = {
     const states = ctx.sessionState<SmState | undefined>(() => undefined);
     /** resumable sessions by id (insertion order = oldest first) */
     const resumable = new Map<string, XmppSession>();
+    /** stanzas sent to a bound session that has not enabled stream management (yet) */
+    const sentUnmanaged = ctx.sessionState<number>(() => 0);
 
     const stateOf = (session: XmppSession) => states.peek(session);
 
@@ -111,9 +123,13 @@ export const streamManagementModule: XmppModule = {
 
     /** Drops the stanzas `h` acknowledges and runs their onAcked; false if `h` is too high. */
     const ackUpTo = (session: XmppSession, st: SmState, h: number): boolean => {
-      const n = mod(h - st.acked);
-      if (n > st.queue.length) return false;
-      st.acked = h;
+      let n = mod(h - st.acked);
+      if (n >= WRAP / 2) return true; // behind the last h: nothing new (the header says why)
+      if (n > st.queue.length) {
+        if (n - st.queue.length > st.sentBeforeEnable) return false;
+        n = st.queue.length; // it also counted what came before <enabled/>
+      }
+      st.acked = mod(st.acked + n);
       for (const item of st.queue.splice(0, n)) {
         try {
           item.onAcked?.();
@@ -150,7 +166,9 @@ export const streamManagementModule: XmppModule = {
         const configured = ctx.config.xmpp.resumeTimeoutSeconds;
         const max = Number.isInteger(preferred) && preferred > 0 ? Math.min(preferred, configured) : configured;
         const id = wantsResume && max > 0 ? randomBytes(18).toString('base64url') : undefined;
-        const st: SmState = { id, max, handled: 0, acked: 0, queue: [], sinceRequest: 0, requestTimer: undefined, resumeTimer: undefined, detachedAt: 0 };
+        const sentBeforeEnable = sentUnmanaged.peek(session) ?? 0;
+        sentUnmanaged.delete(session);
+        const st: SmState = { id, max, handled: 0, acked: 0, sentBeforeEnable, queue: [], sinceRequest: 0, requestTimer: undefined, resumeTimer: undefined, detachedAt: 0 };
         states.set(session, st);
         if (id) resumable.set(id, session);
         session.sendNonza(xml('enabled', { xmlns: NS_SM, id, resume: id ? 'true' : undefined, max: id ? String(max) : undefined }));
@@ -223,7 +241,10 @@ export const streamManagementModule: XmppModule = {
     // Closest to the wire: number, keep, and hold onAcked until the client's <a/>.
     ctx.outbound((session, out, next) => {
       const st = stateOf(session);
-      if (!st) return next(out);
+      if (!st) {
+        if (session.isBound) sentUnmanaged.set(session, (sentUnmanaged.peek(session) ?? 0) + 1);
+        return next(out);
+      }
       if (st.queue.length >= MAX_UNACKED) {
         session.close(new StreamError('policy-violation', `more than ${MAX_UNACKED} stanzas unacknowledged`));
         return;
