@@ -10,6 +10,7 @@ import path from 'node:path';
 import t from 'tap';
 import { monthBucket, newId } from '../../src/ids.js';
 import { openSqlite } from '../../src/storage/sqlite/index.js';
+import { COMMIT_GAP_MS } from '../../src/storage/sqlite/messages.js';
 import type { ChatMessage } from '../../src/storage/types.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'kindred-group-commit-'));
@@ -116,4 +117,32 @@ t.test('markDelivered after close is refused; one held for a running fsync is co
   const reopened = openSqlite(path.join(dir, 'k4.db'));
   t.teardown(() => reopened.close());
   t.same((await reopened.messages.pendingFor('b', 10)).map((p) => p.matchId), [matchId], 'only the unacknowledged message is pending after reopening');
+});
+
+t.test('batches are committed at least COMMIT_GAP_MS apart, and a lone append still resolves soon', async (t) => {
+  const sql = openSqlite(path.join(dir, 'k5.db'));
+  t.teardown(() => sql.close());
+  const matchId = newId();
+  const started = performance.now();
+  await sql.messages.append(message(matchId, 0));
+  t.ok(performance.now() - started < 1000, 'a lone append resolved within a second');
+
+  // One append per event-loop turn for 100 ms: without the gap (and a fast fsync) that is a commit every turn or two.
+  const batchesBefore = sql.messages.stats.batches;
+  const appends: Array<Promise<void>> = [];
+  const until = performance.now() + 100;
+  let turns = 0;
+  while (performance.now() < until) {
+    appends.push(sql.messages.append(message(matchId, appends.length + 1)));
+    await turn();
+    turns++;
+  }
+  await Promise.all(appends);
+  const elapsed = performance.now() - started;
+  const batches = sql.messages.stats.batches - batchesBefore;
+  t.comment(`${appends.length} appends over ${turns} turns in ~100 ms: ${batches} transactions`);
+  t.ok(batches <= Math.ceil(elapsed / COMMIT_GAP_MS) + 1, `no more than one commit per ${COMMIT_GAP_MS} ms (${batches} in ${elapsed.toFixed(0)} ms)`);
+  t.ok(batches < turns, 'fewer commits than turns');
+  const stored = await sql.messages.page(matchId, monthBucket(Date.now()), { limit: 10_000 });
+  t.equal(stored.length, appends.length + 1, 'every append is stored');
 });
