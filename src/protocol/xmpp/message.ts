@@ -33,6 +33,18 @@ export function acceptedMessageId(stanza: Element): string | undefined {
   return accepted.get(stanza);
 }
 
+/**
+ * Outbound chat messages from a peer that this module built for one session's send alone:
+ * nobody else holds them, so outbound middleware (receipts.ts) may add to them in place
+ * instead of copying, and need not re-check their shape.
+ */
+const ownPeerChats = new WeakSet<Element>();
+
+/** Whether `stanza` is a peer's chat message this module built for one session (see ownPeerChats). */
+export function isOwnPeerChat(stanza: Element): boolean {
+  return ownPeerChats.has(stanza);
+}
+
 export const messageModule: XmppModule = {
   name: 'message',
   setup(ctx) {
@@ -88,6 +100,7 @@ export const messageModule: XmppModule = {
         xml('body', {}, m.body),
         event.offline ? xml('delay', { xmlns: NS.delay, from: ctx.domain, stamp: new Date(m.sentAt).toISOString() }) : null,
       );
+      ownPeerChats.add(stanza);
       session.send(stanza, { onAcked: () => acked(session, m.messageId) });
     });
   },

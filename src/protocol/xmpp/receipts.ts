@@ -22,7 +22,7 @@
 import { xml, type Element } from '@xmpp/xml';
 import { isId } from '../../ids.js';
 import { formatJid, jid, parseJid } from './jid.js';
-import { acceptedMessageId } from './message.js';
+import { acceptedMessageId, isOwnPeerChat } from './message.js';
 import type { XmppModule } from './module.js';
 import type { XmppSession } from './session.js';
 
@@ -79,9 +79,19 @@ export const receiptsModule: XmppModule = {
     };
 
     ctx.outbound((session, out, next) => {
-      if (!session.isBound || !isPeerChat(session, out.stanza)) return next(out);
-      // A copy, not the caller's element: the same element may go to several sessions.
+      if (!session.isBound) return next(out);
       const s = out.stanza;
+      // message.ts's chat messages are built for this one send: decorated in place (the hot path).
+      if (isOwnPeerChat(s) && !s.getChild('request', NS_RECEIPTS)) {
+        s.append(
+          xml('request', { xmlns: NS_RECEIPTS }),
+          xml('markable', { xmlns: NS_MARKERS }),
+          xml('stanza-id', { xmlns: NS_SID, id: s.attrs.id, by: formatJid(session.bareJid) }),
+        );
+        return next(out);
+      }
+      if (!isPeerChat(session, s)) return next(out);
+      // A copy, not the caller's element: the same element may go to several sessions.
       const stanza = xml(
         s.name,
         { ...s.attrs },
