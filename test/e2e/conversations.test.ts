@@ -135,3 +135,21 @@ t.test('receipts only for messages you received in that conversation', async (t)
   const r = await aWs.nextEvent((e) => e.type === 'receipt');
   t.match(r, { type: 'receipt', from: b.userId, messageId: sent.messageId, kind: 'read' });
 });
+
+t.test('a resent clientId gets the first answer, on the synchronous path and after the first send too', async (t) => {
+  const server = await startTestServer(t);
+  const [a, b] = await matchedPair(server, 'cid');
+  const aWs = await connectWs(server, a);
+  t.teardown(() => aWs.close());
+  // The first send with a clientId loads the conversation's stored-send index (the slow path);
+  // later ones run synchronously in the actor. Retries must be recognised on both.
+  const first = await aWs.request('message.send', { to: b.userId, body: 'one', clientId: 'c-1' });
+  const firstAgain = await aWs.request('message.send', { to: b.userId, body: 'one', clientId: 'c-1' });
+  t.same(firstAgain, first, 'a retry of the first send: the same answer');
+  const sends = await Promise.all(['c-2', 'c-3', 'c-2', 'c-4', 'c-3'].map((clientId) => aWs.request('message.send', { to: b.userId, body: clientId, clientId })));
+  t.same(sends[2], sends[0], 'c-2 resent in the same burst: the same answer');
+  t.same(sends[4], sends[1], 'c-3 too');
+  t.equal(new Set(sends.map((s) => s.messageId)).size, 3, 'three distinct messages for three clientIds');
+  const history = await api(server.base, 'GET', `/v1/conversations/${b.userId}/messages?limit=50`, { token: a.token });
+  t.equal(history.body.messages.length, 4, 'four messages stored, no duplicates');
+});
