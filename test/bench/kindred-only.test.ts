@@ -5,23 +5,14 @@
  * and write its JSON and table, so the shared pieces they are built from (bench/lib/scenario.ts,
  * open-loop.ts, native-chat.ts, deck-swiper.ts) cannot break one of them unnoticed.
  */
-import t, { type Test } from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { bench, readJson } from './run-cli.js';
+import t from 'tap';
+import { bench, outDir, readJson } from './run-cli.js';
 
 // five real server runs (about 70 s on a quiet machine); a loaded shared machine takes longer
 t.setTimeout(240_000);
 
-function outDir(t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-kindred-only-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 t.test('chat-native: every message acknowledged and delivered, cost per message', async (t) => {
-  const out = outDir(t);
+  const out = outDir(t, 'bench-kindred-only-');
   const r = await bench(['chat-native', '--pairs', '3', '--rate', '20', '--duration', '2', '--warmup', '1', '--out-dir', out]);
   if (!t.equal(r.code, 0, 'exit code 0')) t.comment(r.stderr.slice(-3000));
   t.match(r.stdout, /msgs per server CPU-second/, 'the table is printed');
@@ -40,7 +31,7 @@ t.test('chat-native: every message acknowledged and delivered, cost per message'
 });
 
 t.test('swipes: closed-loop swipes answered without errors', async (t) => {
-  const out = outDir(t);
+  const out = outDir(t, 'bench-kindred-only-');
   const r = await bench(['swipes', '--users', '6', '--concurrency', '4', '--duration', '2', '--warmup', '1', '--out-dir', out]);
   if (!t.equal(r.code, 0, 'exit code 0')) t.comment(r.stderr.slice(-3000));
   t.match(r.stdout, /swipes per server CPU-second/);
@@ -52,7 +43,7 @@ t.test('swipes: closed-loop swipes answered without errors', async (t) => {
 });
 
 t.test('tindr: open-loop swipes through decks without errors', async (t) => {
-  const out = outDir(t);
+  const out = outDir(t, 'bench-kindred-only-');
   const r = await bench(['tindr', '--users', '6', '--rate', '10', '--duration', '2', '--warmup', '1', '--out-dir', out]);
   if (!t.equal(r.code, 0, 'exit code 0')) t.comment(r.stderr.slice(-3000));
   t.match(r.stdout, /swipe p50 \/ p99 \/ max/);
@@ -64,7 +55,7 @@ t.test('tindr: open-loop swipes through decks without errors', async (t) => {
 });
 
 t.test('idle: sessions opened and memory read after a forced GC', async (t) => {
-  const out = outDir(t);
+  const out = outDir(t, 'bench-kindred-only-');
   const r = await bench(['idle', '--connections', '6', '--settle', '0', '--out-dir', out]);
   if (!t.equal(r.code, 0, 'exit code 0')) t.comment(r.stderr.slice(-3000));
   const { results } = readJson(out, 'idle');
@@ -74,7 +65,7 @@ t.test('idle: sessions opened and memory read after a forced GC', async (t) => {
 });
 
 t.test('recs: decks from generated profiles', async (t) => {
-  const out = outDir(t);
+  const out = outDir(t, 'bench-kindred-only-');
   const r = await bench(['recs', '--profiles', '3000', '--seekers', '20', '--swiped', '5', '--threads', '1', '--concurrency', '2', '--duration', '1', '--warmup', '0', '--out-dir', out]);
   if (!t.equal(r.code, 0, 'exit code 0')) t.comment(r.stderr.slice(-3000));
   const json = readJson(out, 'recs');

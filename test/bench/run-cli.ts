@@ -3,7 +3,8 @@
  * reads what a run wrote. Not a test file itself (tap runs *.test.ts).
  */
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,6 +16,13 @@ export function bench(args: string[], timeoutMs = 90_000): Promise<{ code: numbe
       res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
+}
+
+/** A fresh `--out-dir` for one test, removed when it ends. */
+export function outDir(t: { teardown(fn: () => void): void }, prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /** The JSON a run of `scenario` wrote into `dir` (exactly one expected). */

@@ -5,22 +5,13 @@
  * memory and CPU per login; the combinations the option is not wired for must be refused
  * with a message, before any server starts.
  */
-import t, { type Test } from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { bench, readJson, readRun } from './run-cli.js';
+import t from 'tap';
+import { bench, outDir, readJson, readRun } from './run-cli.js';
 
 t.setTimeout(240_000);
 
-function outDir(t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-tls-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 t.test('idle --tls: wss:// sessions, memory after a forced GC, CPU per login', async (t) => {
-  const out = outDir(t);
+  const out = outDir(t, 'bench-tls-');
   const r = await bench(['idle', '--tls', '--connections', '6', '--settle', '0', '--out-dir', out]);
   if (!t.equal(r.code, 0, 'exit code 0')) t.comment(r.stderr.slice(-3000));
   t.match(r.stdout, /6 authenticated idle wss connections/, 'the table names wss');
@@ -38,7 +29,7 @@ t.test('idle --tls: wss:// sessions, memory after a forced GC, CPU per login', a
 
 for (const protocol of ['native-ws', 'xmpp-ws'] as const) {
   t.test(`connections --tls over ${protocol}: every session logged in over wss://`, async (t) => {
-    const out = outDir(t);
+    const out = outDir(t, 'bench-tls-');
     const r = await bench(['connections', '--tls', '--protocol', protocol, '--connections', '6', '--settle', '0', '--out-dir', out]);
     if (!t.equal(r.code, 0, 'exit code 0')) t.comment(r.stderr.slice(-3000));
     const { json } = readRun(out, 'connections');
@@ -53,7 +44,7 @@ for (const protocol of ['native-ws', 'xmpp-ws'] as const) {
 }
 
 t.test('idle --tls-resume: every connection after the first resumes its TLS session', async (t) => {
-  const out = outDir(t);
+  const out = outDir(t, 'bench-tls-');
   // one connection at a time, so that every later one can find the session the first was given
   const r = await bench(['idle', '--tls', '--tls-resume', '--connections', '4', '--concurrency', '1', '--settle', '0', '--no-gc', '--out-dir', out]);
   if (!t.equal(r.code, 0, 'exit code 0')) t.comment(r.stderr.slice(-3000));
