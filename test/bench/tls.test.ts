@@ -24,7 +24,9 @@ t.test('idle --tls: wss:// sessions, memory after a forced GC, CPU per login', a
   t.same(results.failures, {});
   t.equal(results.openAtEnd, 6, 'all still open after the settle');
   t.ok(results.memory && results.memory.after.heapUsed > 0, 'memory read through the inspector');
-  t.ok(results.cpuMsPerLogin.server > 0 && results.cpuMsPerLogin.loadGenerator > 0, 'CPU per login measured on both sides');
+  // /proc counts CPU in 10 ms ticks: six logins may cost less than one, so 0 is a measurement too
+  const measured = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+  t.ok(measured(results.cpuMsPerLogin.server) && measured(results.cpuMsPerLogin.loadGenerator), 'CPU per login measured on both sides');
 });
 
 for (const protocol of ['native-ws', 'xmpp-ws'] as const) {
@@ -39,7 +41,7 @@ for (const protocol of ['native-ws', 'xmpp-ws'] as const) {
     t.equal(run.connect.ok, 6, 'six sessions logged in');
     t.same(run.connect.failures, {});
     t.ok(run.config.tls?.certFile, 'the server was given a certificate');
-    t.ok(run.cpuMsPerLogin.serverMs > 0, 'server CPU per login measured');
+    t.ok(typeof run.cpuMsPerLogin.serverMs === 'number' && Number.isFinite(run.cpuMsPerLogin.serverMs) && run.cpuMsPerLogin.serverMs >= 0, 'server CPU per login measured (10 ms ticks: may round to 0)');
   });
 }
 
